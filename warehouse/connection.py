@@ -1,0 +1,112 @@
+"""Opening DuckDB connections to the DuckLake catalog, offline, with retries.
+
+The DuckLake and SQLite extensions ship inside the PyPI packages ``duckdb-ext-ducklake`` and
+``duckdb-ext-sqlite``; DuckDB is pointed at that directory and never downloads anything.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import sysconfig
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from warehouse.config import WarehouseConfig
+from warehouse.errors import WarehouseError
+
+CATALOG = "lake"
+T = TypeVar("T")
+
+# Messages of errors that a retry can cure: SQLite's writer lock and DuckLake's optimistic
+# concurrency conflicts between processes committing at the same time.
+_TRANSIENT = ("database is locked", "conflict", "busy", "Failed to commit DuckLake transaction")
+
+
+def extension_directory() -> str:
+    for base in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]):
+        path = Path(base) / "duckdb_ext" / "extensions"
+        if path.is_dir():
+            return str(path)
+    raise WarehouseError(
+        "DuckLake extension not found: install duckdb-ext-ducklake==1.4.4.20260205 and "
+        "duckdb-ext-sqlite==1.4.4.20260205 (pip install -e .)"
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(marker.lower() in text.lower() for marker in _TRANSIENT)
+
+
+def with_retries(fn: Callable[[], T], *, attempts: int = 40, base_delay: float = 0.02) -> T:
+    """Call ``fn``; on a transient catalog error back off (exponential, jittered) and retry."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except duckdb.Error as exc:
+            if not is_transient(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(min(1.0, base_delay * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def open_connection(
+    config: WarehouseConfig, *, read_only: bool = False, snapshot: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection with the lake attached as ``lake`` and selected (``USE lake``)."""
+    if config.is_local():
+        Path(config.data_path).mkdir(parents=True, exist_ok=True)
+    options = [f"DATA_PATH '{config.data_path}'"]
+    if read_only or snapshot is not None:
+        options.append("READ_ONLY")
+    if snapshot is not None:
+        options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
+
+    def attach() -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(
+            config={
+                "extension_directory": extension_directory(),
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            }
+        )
+        try:
+            con.execute("LOAD sqlite; LOAD ducklake;")
+            con.execute(f"ATTACH 'ducklake:{config.catalog}' AS {CATALOG} ({', '.join(options)})")
+            con.execute(f"USE {CATALOG}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    try:
+        return with_retries(attach)
+    except duckdb.Error as exc:
+        raise WarehouseError(f"cannot open the warehouse ({config.describe()}): {exc}") from exc
+
+
+@contextmanager
+def write_lock(config: WarehouseConfig) -> Iterator[None]:
+    """Serialize writers of an embedded (SQLite) catalog across processes.
+
+    DuckLake appends from concurrent processes would otherwise both pass the
+    "id not yet stored" check and store an event twice.
+    """
+    if config.lock_dir is None:
+        yield
+        return
+    config.lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(config.lock_dir / ".write.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

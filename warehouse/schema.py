@@ -1,0 +1,307 @@
+"""Row schemas of every event table, and the DuckDB DDL derived from them.
+
+Each table row is ``id`` + ``key`` + the event's own fields + provenance:
+
+* ``key`` — hash of the entity the event is about (``KEY_FIELDS``). Corrections share the key
+  of what they correct; ``<table>_latest`` views keep the newest row per key.
+* ``id``  — hash of the whole content. Appending an event whose id is stored is a no-op, so
+  re-running an asset never duplicates rows.
+* provenance — run, asset, partition, code version and time of the write, filled by the writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import types
+import typing
+from typing import Any, ClassVar, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from warehouse.ids import content_id
+
+
+class Provenance(BaseModel):
+    run_id: str
+    asset_key: str
+    partition_key: str | None = None
+    code_version: str | None = None
+    created_at: dt.datetime
+
+
+class Event(BaseModel):
+    """Base of every table row. Subclasses set ``TABLE`` and ``KEY_FIELDS``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    TABLE: ClassVar[str]
+    KEY_FIELDS: ClassVar[tuple[str, ...]]
+
+    def event_key(self) -> str:
+        return content_id(self.TABLE, *[getattr(self, f) for f in self.KEY_FIELDS])
+
+    def event_id(self) -> str:
+        return content_id(self.TABLE, self.model_dump(mode="json"))
+
+    def row(self, prov: Provenance) -> dict[str, Any]:
+        return {"id": self.event_id(), "key": self.event_key(), **self.model_dump(mode="json"), **prov.model_dump()}
+
+
+# ---------------------------------------------------------------- ingestion
+
+
+class PromptRow(Event):
+    TABLE: ClassVar[str] = "prompts"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("text",)
+    text: str
+    source: str = Field(description="builtin | igniting-queries | igniting-grpo | inbox:<file> …")
+    source_ref: str = Field(description="file:line (or row) the prompt came from")
+    batch: str = Field(description="the prompt batch (Dagster partition)")
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class SeedSftRow(Event):
+    TABLE: ClassVar[str] = "seed_sft_examples"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "response")
+    prompt: str
+    response: str
+    source: str
+    source_ref: str
+
+
+class SeedPairRow(Event):
+    TABLE: ClassVar[str] = "seed_preference_pairs"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "chosen", "rejected")
+    prompt: str
+    chosen: str
+    rejected: str
+    source: str
+    source_ref: str
+
+
+class HumanLabelRow(Event):
+    TABLE: ClassVar[str] = "human_labels"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "response")
+    prompt: str
+    response: str
+    label: int = Field(ge=0, le=1)
+    source: str
+    source_ref: str
+    note: str | None = None
+
+
+class QuarantineRow(Event):
+    TABLE: ClassVar[str] = "quarantine"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("source_file", "location", "reason")
+    source_file: str
+    location: str = Field(description="line N / row N / item N")
+    reason: str
+    item: str = Field(description="the offending input, truncated")
+    target_table: str
+
+
+# ---------------------------------------------------------------- LLM runtime
+
+
+class LLMCallRow(Event):
+    TABLE: ClassVar[str] = "llm_calls"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("request_key",)
+    request_key: str = Field(description="hash of backend, model, messages, sampling params, schema")
+    backend: str
+    model: str
+    request: dict[str, Any]
+    response: str | None = None
+    parsed: dict[str, Any] | None = None
+    status: str = Field(description="ok | failed")
+    error: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_ms: float | None = None
+
+
+# ---------------------------------------------------------------- Path A
+
+
+class CandidateRow(Event):
+    TABLE: ClassVar[str] = "candidates"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "policy_model", "sample_index", "seed")
+    prompt_id: str
+    text: str
+    policy_model: str
+    sample_index: int
+    temperature: float
+    seed: int
+    llm_call_id: str | None = None
+
+
+class RetrievalRow(Event):
+    TABLE: ClassVar[str] = "retrievals"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "index_version")
+    prompt_id: str
+    exemplar_ids: list[str]
+    scores: list[float]
+    k_search: int
+    k_final: int
+    index_version: str
+
+
+class DebateArgumentRow(Event):
+    TABLE: ClassVar[str] = "debate_arguments"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("candidate_id", "side", "agent_version")
+    candidate_id: str
+    side: str = Field(description="positive | negative")
+    points: list[dict[str, Any]] = Field(description="[{dimension, point, evidence}]")
+    agent_version: str
+    llm_call_id: str | None = None
+
+
+class VerdictRow(Event):
+    TABLE: ClassVar[str] = "verdicts"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("candidate_id", "stage")
+    candidate_id: str
+    stage: str = Field(description="judge | reflect")
+    label: int | None = Field(default=None, description="0/1; NULL when the model output failed to parse")
+    reason: str
+    changed: bool | None = None
+    agent_version: str
+    llm_call_id: str | None = None
+
+
+class PreferencePairRow(Event):
+    TABLE: ClassVar[str] = "preference_pairs"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "chosen_candidate_id", "rejected_candidate_id")
+    prompt_id: str
+    chosen_candidate_id: str
+    rejected_candidate_id: str
+    chosen: str
+    rejected: str
+    pairing_policy: str
+    evidence_ids: list[str]
+
+
+# ---------------------------------------------------------------- Path B
+
+
+class JudgePrincipleRow(Event):
+    TABLE: ClassVar[str] = "judge_principles"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("loop_id", "iteration")
+    loop_id: str
+    iteration: int
+    s_g: list[str] = Field(description="bad-writing strategies for the Generator (≤ 10)")
+    s_d: list[str] = Field(description="evaluation principles for the Detector (≤ 10)")
+    suggestions: list[dict[str, Any]]
+    heldout_accuracy: float | None = None
+
+
+class JudgeScoreRow(Event):
+    TABLE: ClassVar[str] = "judge_scores"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("candidate_id", "principles_id")
+    candidate_id: str
+    principles_id: str
+    label: int | None = None
+    score: float | None = None
+    reason: str
+    llm_call_id: str | None = None
+
+
+# ---------------------------------------------------------------- Writer-R1 / MRPO
+
+
+class CriterionRow(Event):
+    TABLE: ClassVar[str] = "criteria"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("task_type", "dimension", "criterion")
+    task_type: str
+    dimension: str
+    criterion: str
+    weight: float
+    parent: str | None = None
+    evidence: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- training and bookkeeping
+
+
+class ModelRow(Event):
+    TABLE: ClassVar[str] = "models"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("model_id",)
+    model_id: str
+    kind: str = Field(description="sft | reward | grpo | mrpo | converted")
+    base: str
+    hyperparams: dict[str, Any]
+    input_snapshots: dict[str, Any] = Field(description="table -> warehouse snapshot id it was trained on")
+    metrics: dict[str, Any]
+    artifact_path: str
+
+
+class MaterializationRow(Event):
+    """One row per asset materialization, so every materialization is one DuckLake snapshot.
+
+    Run, asset and partition are in the provenance columns; ``write_token`` makes each row new.
+    """
+
+    TABLE: ClassVar[str] = "materializations"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("write_token",)
+    write_token: str
+    rows_added: dict[str, int]
+
+
+EVENT_MODELS: tuple[type[Event], ...] = (
+    PromptRow,
+    SeedSftRow,
+    SeedPairRow,
+    HumanLabelRow,
+    QuarantineRow,
+    LLMCallRow,
+    CandidateRow,
+    RetrievalRow,
+    DebateArgumentRow,
+    VerdictRow,
+    PreferencePairRow,
+    JudgePrincipleRow,
+    JudgeScoreRow,
+    CriterionRow,
+    ModelRow,
+    MaterializationRow,
+)
+MODELS_BY_TABLE: dict[str, type[Event]] = {m.TABLE: m for m in EVENT_MODELS}
+
+
+# ---------------------------------------------------------------- DDL
+
+
+def _duck_type(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _duck_type(args[0])
+    if origin is list:
+        (inner,) = typing.get_args(annotation)
+        return "JSON" if typing.get_origin(inner) is dict or inner is dict else f"{_duck_type(inner)}[]"
+    if origin is dict or annotation is dict or annotation is Any:
+        return "JSON"
+    return {
+        str: "VARCHAR",
+        int: "BIGINT",
+        float: "DOUBLE",
+        bool: "BOOLEAN",
+        dt.datetime: "TIMESTAMP WITH TIME ZONE",
+    }[annotation]
+
+
+def table_columns(model: type[Event]) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of every column of ``model``'s table, in order."""
+    cols = [("id", "VARCHAR"), ("key", "VARCHAR")]
+    cols += [(n, _duck_type(f.annotation)) for n, f in model.model_fields.items()]
+    cols += [(n, _duck_type(f.annotation)) for n, f in Provenance.model_fields.items()]
+    return cols
+
+
+def create_table_sql(model: type[Event]) -> str:
+    cols = ",\n  ".join(f"{name} {typ}" for name, typ in table_columns(model))
+    return f"CREATE TABLE IF NOT EXISTS {model.TABLE} (\n  {cols}\n)"
+
+
+def latest_view_sql(model: type[Event]) -> str:
+    return (
+        f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {model.TABLE} "
+        "QUALIFY row_number() OVER (PARTITION BY key ORDER BY created_at DESC, id) = 1"
+    )

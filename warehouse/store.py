@@ -1,0 +1,318 @@
+"""The Warehouse: append events, commit one snapshot per materialization, read any version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from warehouse.config import WarehouseConfig
+from warehouse.connection import CATALOG, open_connection, with_retries, write_lock
+from warehouse.errors import WarehouseError
+from warehouse.migrations import LEDGER_SQL, MIGRATIONS
+from warehouse.schema import (
+    MODELS_BY_TABLE,
+    Event,
+    MaterializationRow,
+    Provenance,
+    table_columns,
+)
+
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
+    "VARCHAR[]": pa.list_(pa.string()),
+    "DOUBLE[]": pa.list_(pa.float64()),
+}
+
+
+def _arrow_table(table: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
+    cols = table_columns(MODELS_BY_TABLE[table])
+    schema = pa.schema([(name, _ARROW_TYPES[typ]) for name, typ in cols])
+    json_cols = {name for name, typ in cols if typ == "JSON"}
+    data = {
+        name: [
+            (json.dumps(r[name], ensure_ascii=False) if r[name] is not None else None)
+            if name in json_cols
+            else r[name]
+            for r in rows
+        ]
+        for name, _ in cols
+    }
+    return pa.table(data, schema=schema)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    table: str
+    offered: int
+    added: int
+    total: int
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    snapshot_id: int
+    run_id: str
+    asset_key: str
+    partition_key: str | None
+    tables: dict[str, AppendResult]
+    data_version: str
+
+    @property
+    def rows_added(self) -> int:
+        return sum(r.added for r in self.tables.values())
+
+
+@dataclass
+class WriteBatch:
+    """Events gathered during one materialization; committed together as one snapshot."""
+
+    provenance: Provenance
+    events: dict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
+
+    def append(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.events[event.TABLE].append(event)
+
+    def touch(self, table: str) -> None:
+        """Report ``table`` in the commit result even when no event goes to it."""
+        self.events.setdefault(table, [])
+
+
+class Warehouse:
+    """Handle on one DuckLake warehouse. Cheap to create; connections are opened per operation."""
+
+    def __init__(self, config: WarehouseConfig | None = None):
+        self.config = config or WarehouseConfig.from_env()
+        self._migrated = False
+
+    # ------------------------------------------------------------------ schema
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; returns the versions applied now."""
+        applied_now: list[int] = []
+        with write_lock(self.config):
+            con = open_connection(self.config)
+            try:
+                con.execute(LEDGER_SQL)
+                done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+                for m in MIGRATIONS:
+                    if m.version in done:
+                        continue
+
+                    def apply(m=m) -> None:
+                        con.execute("BEGIN")
+                        try:
+                            m.apply(con)
+                            con.execute(
+                                "INSERT INTO schema_migrations VALUES (?, ?, now())", [m.version, m.name]
+                            )
+                            con.execute(
+                                f"CALL {CATALOG}.set_commit_message('zhufu', ?, extra_info => ?)",
+                                [f"migration {m.version}: {m.name}", json.dumps({"migration": m.version})],
+                            )
+                            con.execute("COMMIT")
+                        except BaseException:
+                            con.execute("ROLLBACK")
+                            raise
+
+                    with_retries(apply)
+                    applied_now.append(m.version)
+            finally:
+                con.close()
+        self._migrated = True
+        return applied_now
+
+    def _ensure_schema(self) -> None:
+        if not self._migrated:
+            self.migrate()
+
+    # ------------------------------------------------------------------ writes
+
+    @contextmanager
+    def batch(
+        self,
+        *,
+        run_id: str,
+        asset_key: str,
+        partition_key: str | None = None,
+        code_version: str | None = None,
+    ) -> Iterator[WriteBatch]:
+        """Gather events in the ``with`` body; on exit commit them as one DuckLake snapshot.
+
+        Nothing is written if the body raises. The commit result is at ``batch.result``.
+        """
+        prov = Provenance(
+            run_id=run_id,
+            asset_key=asset_key,
+            partition_key=partition_key,
+            code_version=code_version,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+        wb = WriteBatch(provenance=prov)
+        yield wb
+        wb.result = self.commit(wb)  # type: ignore[attr-defined]
+
+    def append(self, events: Iterable[Event], *, run_id: str = "manual", asset_key: str = "manual",
+               partition_key: str | None = None) -> CommitResult:
+        """Append events as one snapshot (convenience for notebooks and tests)."""
+        with self.batch(run_id=run_id, asset_key=asset_key, partition_key=partition_key) as wb:
+            wb.append(events)
+        return wb.result  # type: ignore[attr-defined]
+
+    def commit(self, wb: WriteBatch) -> CommitResult:
+        self._ensure_schema()
+        prov = wb.provenance
+        token = uuid.uuid4().hex
+        rows_by_table = {t: [e.row(prov) for e in evs] for t, evs in wb.events.items()}
+        for table in rows_by_table:
+            if table not in MODELS_BY_TABLE:
+                raise WarehouseError(f"unknown table {table!r}")
+
+        with write_lock(self.config):
+            con = open_connection(self.config)
+            try:
+                results = with_retries(lambda: self._commit_once(con, wb, rows_by_table, token))
+                snapshot_id = con.execute(
+                    f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() "
+                    "WHERE json_extract_string(commit_extra_info, '$.write') = ?",
+                    [token],
+                ).fetchone()[0]
+                data_version = self._data_version(con, prov.asset_key, prov.partition_key)
+            finally:
+                con.close()
+        return CommitResult(
+            snapshot_id=int(snapshot_id),
+            run_id=prov.run_id,
+            asset_key=prov.asset_key,
+            partition_key=prov.partition_key,
+            tables=results,
+            data_version=data_version,
+        )
+
+    def _commit_once(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        wb: WriteBatch,
+        rows_by_table: dict[str, list[dict[str, Any]]],
+        token: str,
+    ) -> dict[str, AppendResult]:
+        prov = wb.provenance
+        con.execute("BEGIN")
+        try:
+            results: dict[str, AppendResult] = {}
+            for table, rows in rows_by_table.items():
+                added = 0
+                if rows:
+                    con.register("_staged", _arrow_table(table, rows))
+                    added = con.execute(
+                        f"INSERT INTO {table} BY NAME "
+                        f"SELECT s.* FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.id = s.id) "
+                        "QUALIFY row_number() OVER (PARTITION BY s.id) = 1"
+                    ).fetchone()[0]
+                    con.unregister("_staged")
+                total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                results[table] = AppendResult(table, len(rows), int(added), int(total))
+            rows_added = {t: r.added for t, r in results.items()}
+            # The materialization itself is an event, so every materialization is a snapshot.
+            mat = MaterializationRow(write_token=token, rows_added=rows_added)
+            con.register("_staged", _arrow_table(mat.TABLE, [mat.row(prov)]))
+            con.execute(f"INSERT INTO {mat.TABLE} BY NAME SELECT * FROM _staged")
+            con.unregister("_staged")
+            partition = f"[{prov.partition_key}]" if prov.partition_key else ""
+            message = f"{prov.asset_key}{partition} run {prov.run_id}: +{sum(rows_added.values())} rows"
+            extra = {
+                "write": token,
+                "run_id": prov.run_id,
+                "asset_key": prov.asset_key,
+                "partition_key": prov.partition_key,
+                "code_version": prov.code_version,
+                "rows_added": rows_added,
+                "rows_added_total": sum(rows_added.values()),
+            }
+            con.execute(
+                f"CALL {CATALOG}.set_commit_message('zhufu', ?, extra_info => ?)",
+                [message, json.dumps(extra, ensure_ascii=False)],
+            )
+            con.execute("COMMIT")
+            return results
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+
+    @staticmethod
+    def _data_version(con: duckdb.DuckDBPyConnection, asset_key: str, partition_key: str | None) -> str:
+        """The snapshot in which this asset (partition) last added rows: unchanged data, same version."""
+        row = con.execute(
+            f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() "
+            "WHERE json_extract_string(commit_extra_info, '$.asset_key') = ? "
+            "AND coalesce(json_extract_string(commit_extra_info, '$.partition_key'), '') = ? "
+            "AND CAST(json_extract(commit_extra_info, '$.rows_added_total') AS BIGINT) > 0",
+            [asset_key, partition_key or ""],
+        ).fetchone()
+        return f"snapshot-{row[0]}" if row and row[0] is not None else "empty"
+
+    # ------------------------------------------------------------------ reads
+
+    def connect(self, *, as_of: int | None = None) -> duckdb.DuckDBPyConnection:
+        """A read-only connection (optionally at snapshot ``as_of``); close it when done."""
+        self._ensure_schema()
+        return open_connection(self.config, read_only=True, snapshot=as_of)
+
+    def sql(self, query: str, params: Sequence[Any] | None = None, *, as_of: int | None = None) -> pl.DataFrame:
+        """Run a read query; ``as_of`` reads the whole warehouse as of that snapshot."""
+        con = self.connect(as_of=as_of)
+        try:
+            return with_retries(lambda: con.execute(query, params or []).pl())
+        finally:
+            con.close()
+
+    def count(self, table: str) -> int:
+        return int(self.sql(f"SELECT count(*) AS n FROM {table}")["n"][0])
+
+    def current_snapshot(self) -> int:
+        return int(self.sql(f"SELECT id FROM ducklake_current_snapshot('{CATALOG}')")["id"][0])
+
+    def snapshots(self) -> pl.DataFrame:
+        """Every snapshot with its run, asset and rows added (from the commit's extra info)."""
+        return self.sql(
+            f"""
+            SELECT snapshot_id, snapshot_time, commit_message,
+                   json_extract_string(commit_extra_info, '$.run_id') AS run_id,
+                   json_extract_string(commit_extra_info, '$.asset_key') AS asset_key,
+                   json_extract_string(commit_extra_info, '$.partition_key') AS partition_key,
+                   CAST(json_extract(commit_extra_info, '$.rows_added_total') AS BIGINT) AS rows_added
+            FROM {CATALOG}.snapshots() ORDER BY snapshot_id
+            """
+        )
+
+    def at_version(self, table: str, snapshot: int) -> pl.DataFrame:
+        """Time travel: ``table`` as it was at ``snapshot``."""
+        return self.sql(f"SELECT * FROM {table} AT (VERSION => {int(snapshot)})")
+
+    def changes(self, table: str, start_snapshot: int, end_snapshot: int | None = None) -> pl.DataFrame:
+        """The change feed of ``table`` between two snapshots (inclusive); default end: now."""
+        end = self.current_snapshot() if end_snapshot is None else int(end_snapshot)
+        if start_snapshot > end:
+            return self.sql(f"SELECT * FROM {CATALOG}.table_changes('{table}', 0, 0) LIMIT 0")
+        return self.sql(f"SELECT * FROM {CATALOG}.table_changes('{table}', {int(start_snapshot)}, {end})")
+
+    def tables(self) -> list[str]:
+        return sorted(MODELS_BY_TABLE)

@@ -83,5 +83,5 @@ def main(argv: list[str] | None = None) -> int:
     except duckdb.Error as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(out)
+    print(out.rstrip("\n"))
     return 0

@@ -35,11 +35,16 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     TABLE: ClassVar[str]
     KEY_FIELDS: ClassVar[tuple[str, ...]]
+    # Fields that make an event distinct; empty = all fields. Prompts, for example, are the
+    # same event whichever file they came from.
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     def event_key(self) -> str:
         return content_id(self.TABLE, *[getattr(self, f) for f in self.KEY_FIELDS])
 
     def event_id(self) -> str:
+        if self.ID_FIELDS:
+            return content_id(self.TABLE, "id", *[getattr(self, f) for f in self.ID_FIELDS])
         return content_id(self.TABLE, self.model_dump(mode="json"))
 
     def row(self, prov: Provenance) -> dict[str, Any]:
@@ -52,6 +57,7 @@ class Event(BaseModel):
 class PromptRow(Event):
     TABLE: ClassVar[str] = "prompts"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ("text",)
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("text",)
     text: str
     source: str = Field(description="builtin | igniting-queries | igniting-grpo | inbox:<file> …")
     source_ref: str = Field(description="file:line (or row) the prompt came from")
@@ -62,6 +68,7 @@ class PromptRow(Event):
 class SeedSftRow(Event):
     TABLE: ClassVar[str] = "seed_sft_examples"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "response")
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "response")
     prompt: str
     response: str
     source: str
@@ -71,6 +78,7 @@ class SeedSftRow(Event):
 class SeedPairRow(Event):
     TABLE: ClassVar[str] = "seed_preference_pairs"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "chosen", "rejected")
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "chosen", "rejected")
     prompt: str
     chosen: str
     rejected: str
@@ -81,6 +89,7 @@ class SeedPairRow(Event):
 class HumanLabelRow(Event):
     TABLE: ClassVar[str] = "human_labels"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "response")
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "response", "label")
     prompt: str
     response: str
     label: int = Field(ge=0, le=1)
@@ -92,6 +101,7 @@ class HumanLabelRow(Event):
 class QuarantineRow(Event):
     TABLE: ClassVar[str] = "quarantine"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ("source_file", "location", "reason")
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("source_file", "location", "reason", "item")
     source_file: str
     location: str = Field(description="line N / row N / item N")
     reason: str

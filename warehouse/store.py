@@ -311,7 +311,7 @@ class Warehouse:
         """The change feed of ``table`` between two snapshots (inclusive); default end: now."""
         end = self.current_snapshot() if end_snapshot is None else int(end_snapshot)
         if start_snapshot > end:
-            return self.sql(f"SELECT * FROM {CATALOG}.table_changes('{table}', 0, 0) LIMIT 0")
+            return self.sql(f"SELECT * FROM {CATALOG}.table_changes('{table}', {end}, {end}) LIMIT 0")
         return self.sql(f"SELECT * FROM {CATALOG}.table_changes('{table}', {int(start_snapshot)}, {end})")
 
     def tables(self) -> list[str]:

@@ -1,0 +1,65 @@
+"""Ingestion assets: prompts (one partition per batch) and the seed data they are judged against."""
+
+
+from collections import Counter
+
+import dagster as dg
+
+from assets.partitions import prompt_batches
+from resources.datasets import DatasetsResource
+from resources.readers import Parsed
+from resources.warehouse import WarehouseResource, markdown_preview
+
+GROUP = "ingest"
+
+
+def _record(context: dg.AssetExecutionContext, warehouse: WarehouseResource, parsed: Parsed,
+            main_table: str) -> dg.MaterializeResult:
+    reasons = Counter(q.reason.split(" of ")[0].split(" (")[0] for q in parsed.quarantined)
+    if parsed.quarantined:
+        context.log.warning(f"{len(parsed.quarantined)} items quarantined: {dict(reasons)}")
+    metadata = {
+        "quarantined": dg.MetadataValue.int(len(parsed.quarantined)),
+        "quarantine_reasons": dg.MetadataValue.json(dict(reasons)),
+        "quarantine_preview": dg.MetadataValue.md(markdown_preview(parsed.quarantined)),
+    }
+    return warehouse.record(context, [*parsed.rows, *parsed.quarantined], main_table=main_table, metadata=metadata)
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=prompt_batches,
+    code_version="1",
+    kinds={"duckdb", "parquet"},
+    description="User greeting requests, one partition per batch (built-in sample, paper files, inbox files). "
+    "Bad lines go to `quarantine` with file, line and reason.",
+)
+def prompts(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
+) -> dg.MaterializeResult:
+    parsed = datasets.prompt_batch(context.partition_key)
+    return _record(context, warehouse, parsed, "prompts")
+
+
+@dg.asset(group_name=GROUP, code_version="1", kinds={"duckdb", "parquet"},
+          description="Instruction/response pairs for SFT: the built-in good greetings and the paper's sft.json.")
+def seed_sft_examples(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
+) -> dg.MaterializeResult:
+    return _record(context, warehouse, datasets.sft_examples(), "seed_sft_examples")
+
+
+@dg.asset(group_name=GROUP, code_version="1", kinds={"duckdb", "parquet"},
+          description="Published preference pairs (prompt, chosen, rejected): built-in good-vs-bad and the paper's.")
+def seed_preference_pairs(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
+) -> dg.MaterializeResult:
+    return _record(context, warehouse, datasets.preference_pairs(), "seed_preference_pairs")
+
+
+@dg.asset(group_name=GROUP, code_version="1", kinds={"duckdb", "parquet"},
+          description="Human-labelled (prompt, response, 0/1) examples: the built-in sample and the paper's evaluation set.")
+def human_labels(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
+) -> dg.MaterializeResult:
+    return _record(context, warehouse, datasets.human_labels(), "human_labels")

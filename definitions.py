@@ -1,0 +1,30 @@
+"""The zhufu code location: every asset, check, resource, sensor and job, wired in one place.
+
+    dagster dev -w workspace.yaml        # UI on http://127.0.0.1:3000
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets import ingest
+from resources import DatasetsResource, WarehouseResource
+from sensors.inbox import inbox_sensor
+
+ingest_assets = dg.load_assets_from_modules([ingest])
+
+seed_data_job = dg.define_asset_job(
+    "seed_data_job",
+    selection=dg.AssetSelection.assets(ingest.seed_sft_examples, ingest.seed_preference_pairs, ingest.human_labels),
+    description="Ingest the seed data (SFT examples, preference pairs, human labels).",
+)
+
+defs = dg.Definitions(
+    assets=[*ingest_assets],
+    resources={
+        "warehouse": WarehouseResource(),
+        "datasets": DatasetsResource.from_env(),
+    },
+    sensors=[inbox_sensor],
+    jobs=[seed_data_job],
+)

@@ -1,0 +1,95 @@
+"""WarehouseResource: the Dagster handle on the event store.
+
+``record`` is how every asset ends: it commits the asset's events as one DuckLake snapshot and
+returns the ``MaterializeResult`` with rows added / total, the snapshot id, a preview and a
+data version derived from the snapshot that last changed the asset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from warehouse import CommitResult, Warehouse, WarehouseConfig
+from warehouse.schema import Event
+
+PREVIEW_ROWS = 8
+_PREVIEW_CHARS = 60
+
+
+def markdown_preview(events: Sequence[Event], limit: int = PREVIEW_ROWS) -> str:
+    """A small markdown table of the first events (long text cut), for the Dagster UI."""
+    if not events:
+        return "_no rows_"
+    rows = [e.model_dump(mode="json") for e in events[:limit]]
+    cols = list(rows[0])
+
+    def cell(v: Any) -> str:
+        s = str(v).replace("|", "\\|").replace("\n", " ")
+        return s if len(s) <= _PREVIEW_CHARS else s[: _PREVIEW_CHARS - 1] + "…"
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(r[c]) for c in cols) + " |" for r in rows]
+    if len(events) > limit:
+        lines.append(f"\n_… {len(events) - limit} more_")
+    return "\n".join(lines)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckLake warehouse. Defaults to the embedded one under $ZHUFU_HOME."""
+
+    home: str | None = Field(default=None, description="Embedded warehouse home (default $ZHUFU_HOME or ./.zhufu)")
+    catalog: str | None = Field(
+        default=None, description="DuckLake catalog, e.g. 'postgres:dbname=zhufu host=…' (default: embedded SQLite)"
+    )
+    data_path: str | None = Field(default=None, description="Parquet data path, e.g. 's3://bucket/zhufu/'")
+
+    def get(self) -> Warehouse:
+        base = WarehouseConfig.from_env(self.home)
+        config = WarehouseConfig(
+            catalog=self.catalog or base.catalog,
+            data_path=self.data_path or base.data_path,
+            lock_dir=base.lock_dir if not self.catalog else None,
+        )
+        return Warehouse(config)
+
+    def record(
+        self,
+        context: dg.AssetExecutionContext,
+        events: Iterable[Event],
+        *,
+        main_table: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> dg.MaterializeResult:
+        """Commit ``events`` for the running asset as one snapshot; build its MaterializeResult."""
+        events = list(events)
+        key = context.asset_key.to_user_string()
+        partition = context.partition_key if context.has_partition_key else None
+        code_version = context.assets_def.code_versions_by_key.get(context.asset_key)
+        wh = self.get()
+        with wh.batch(run_id=context.run_id, asset_key=key, partition_key=partition,
+                      code_version=code_version) as wb:
+            wb.touch(main_table)
+            wb.append(events)
+        result: CommitResult = wb.result  # type: ignore[attr-defined]
+        main = result.tables[main_table]
+        new = [e for e in events if e.TABLE == main_table]
+        meta: dict[str, Any] = {
+            "rows_added": dg.MetadataValue.int(main.added),
+            "rows_total": dg.MetadataValue.int(main.total),
+            "rows_offered": dg.MetadataValue.int(main.offered),
+            "snapshot_id": dg.MetadataValue.int(result.snapshot_id),
+            "table": dg.MetadataValue.text(main_table),
+            "preview": dg.MetadataValue.md(markdown_preview(new)),
+        }
+        for table, r in result.tables.items():
+            if table != main_table:
+                meta[f"{table}_rows_added"] = dg.MetadataValue.int(r.added)
+        meta.update(metadata or {})
+        context.log.info(
+            f"{key}: +{main.added} rows to {main_table} ({main.total} total), snapshot {result.snapshot_id}"
+        )
+        return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(result.data_version))

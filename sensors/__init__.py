@@ -1,0 +1,1 @@
+"""Sensors: new prompt batches, and (later) retraining when label data changes."""

@@ -2,15 +2,24 @@
 
 
 from collections import Counter
+from collections.abc import Callable
 
 import dagster as dg
 
 from assets.partitions import prompt_batches
 from resources.datasets import DatasetsResource
-from resources.readers import Parsed
+from resources.readers import IngestError, Parsed
 from resources.warehouse import WarehouseResource, markdown_preview
 
 GROUP = "ingest"
+
+
+def _read(read: Callable[[], Parsed]) -> Parsed:
+    """Read an input; a file that cannot be read fails the run with a message naming it."""
+    try:
+        return read()
+    except IngestError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 def _record(context: dg.AssetExecutionContext, warehouse: WarehouseResource, parsed: Parsed,
@@ -37,7 +46,7 @@ def _record(context: dg.AssetExecutionContext, warehouse: WarehouseResource, par
 def prompts(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
 ) -> dg.MaterializeResult:
-    parsed = datasets.prompt_batch(context.partition_key)
+    parsed = _read(lambda: datasets.prompt_batch(context.partition_key))
     return _record(context, warehouse, parsed, "prompts")
 
 
@@ -46,7 +55,7 @@ def prompts(
 def seed_sft_examples(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
 ) -> dg.MaterializeResult:
-    return _record(context, warehouse, datasets.sft_examples(), "seed_sft_examples")
+    return _record(context, warehouse, _read(datasets.sft_examples), "seed_sft_examples")
 
 
 @dg.asset(group_name=GROUP, code_version="1", kinds={"duckdb", "parquet"},
@@ -54,7 +63,7 @@ def seed_sft_examples(
 def seed_preference_pairs(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
 ) -> dg.MaterializeResult:
-    return _record(context, warehouse, datasets.preference_pairs(), "seed_preference_pairs")
+    return _record(context, warehouse, _read(datasets.preference_pairs), "seed_preference_pairs")
 
 
 @dg.asset(group_name=GROUP, code_version="1", kinds={"duckdb", "parquet"},
@@ -62,4 +71,4 @@ def seed_preference_pairs(
 def human_labels(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
 ) -> dg.MaterializeResult:
-    return _record(context, warehouse, datasets.human_labels(), "human_labels")
+    return _record(context, warehouse, _read(datasets.human_labels), "human_labels")

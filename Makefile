@@ -34,7 +34,7 @@ $(DAGSTER_HOME)/dagster.yaml:
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m assets.demo
 
-test: install
+test: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

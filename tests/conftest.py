@@ -7,6 +7,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data" / "igniting"
 
+# Tests use their own ephemeral Dagster instances; never the developer's run history.
+os.environ.pop("DAGSTER_HOME", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 if str(ROOT) not in sys.path:

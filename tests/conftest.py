@@ -37,3 +37,33 @@ def paper_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("the paper's data is not beside this checkout (../shared/data/igniting)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory):
+    """A model store shared by the session: the embedded SmolLM2 is converted once."""
+    from resources.model_store import ModelStore
+
+    return ModelStore(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir(model_store) -> Path:
+    return model_store.ensure_embedded()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(embedded_model_dir, tmp_path_factory) -> Path:
+    """A 2-layer random Llama with SmolLM2's real tokenizer: fast, for control-flow tests."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(embedded_model_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from warehouse.schema import EVENT_MODELS, create_table_sql, latest_view_sql
+from warehouse.schema import EVENT_MODELS, VectorIndexRow, create_table_sql, latest_view_sql
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,15 @@ def _v2_latest_views(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(latest_view_sql(model))
 
 
+def _v3_vector_indexes(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(create_table_sql(VectorIndexRow))
+    con.execute(latest_view_sql(VectorIndexRow))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event tables", _v1_event_tables),
     Migration(2, "*_latest views (newest row per entity key)", _v2_latest_views),
+    Migration(3, "vector_indexes: LanceDB versions beside warehouse snapshots", _v3_vector_indexes),
 )
 
 LEDGER_SQL = (

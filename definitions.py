@@ -8,7 +8,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets import ingest
-from resources import DatasetsResource, WarehouseResource
+from resources import DatasetsResource, EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
 from sensors.inbox import inbox_sensor
 
 ingest_assets = dg.load_assets_from_modules([ingest])
@@ -19,11 +19,16 @@ seed_data_job = dg.define_asset_job(
     description="Ingest the seed data (SFT examples, preference pairs, human labels).",
 )
 
+warehouse = WarehouseResource()
+
 defs = dg.Definitions(
     assets=[*ingest_assets],
     resources={
-        "warehouse": WarehouseResource(),
+        "warehouse": warehouse,
         "datasets": DatasetsResource.from_env(),
+        "llm": LLMResource.from_env(warehouse),
+        "embedder": EmbedderResource(),
+        "vectors": VectorStoreResource(),
     },
     sensors=[inbox_sensor],
     jobs=[seed_data_job],

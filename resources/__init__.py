@@ -1,9 +1,22 @@
-"""Dagster resources: configured handles on the warehouse, datasets, models and stores."""
+"""Dagster resources: configured handles on the warehouse, datasets, models and stores.
 
-from resources.datasets import DatasetsResource
-from resources.embeddings import EmbedderResource
-from resources.llm_resource import LLMResource
-from resources.vectors import VectorStoreResource
-from resources.warehouse import WarehouseResource
+Imports are lazy so that the plain libraries below (``resources.llm``, ``resources.model_store``)
+load without Dagster, e.g. on a bare GPU box.
+"""
 
-__all__ = ["DatasetsResource", "EmbedderResource", "LLMResource", "VectorStoreResource", "WarehouseResource"]
+from importlib import import_module
+
+_EXPORTS = {
+    "DatasetsResource": "resources.datasets",
+    "EmbedderResource": "resources.embeddings",
+    "LLMResource": "resources.llm_resource",
+    "VectorStoreResource": "resources.vectors",
+    "WarehouseResource": "resources.warehouse",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)

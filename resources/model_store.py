@@ -31,6 +31,9 @@ def default_root() -> Path:
 
 
 def embedded_gguf() -> Path:
+    """The packaged GGUF (or ``$ZHUFU_SMOLLM2_GGUF``, for machines without the package)."""
+    if override := os.environ.get("ZHUFU_SMOLLM2_GGUF"):
+        return Path(override)
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or spec.origin is None:
         raise ModelStoreError(

@@ -7,12 +7,15 @@ and the re-run asks the model only for the missing ones.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from resources.llm.types import ChatResult
-from warehouse import Warehouse
 from warehouse.schema import LLMCallRow
+
+if TYPE_CHECKING:
+    from warehouse.store import Warehouse
 
 CacheMode = Literal["read_write", "write_only", "off"]
 _LOOKUP_CHUNK = 500
@@ -59,9 +62,7 @@ class CallLog:
         self.warehouse.append(rows, run_id=self.run_id, asset_key=f"{self.asset_key}/llm_calls")
 
 
-def _json(value):
-    import json
-
+def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 

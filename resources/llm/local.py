@@ -17,39 +17,60 @@ from resources.llm.types import ChatRequest, Generation
 log = logging.getLogger(__name__)
 
 
-class _PerRowSampler(LogitsProcessor):
-    """Temperature + top-p + Gumbel-max sampling with one RNG per row.
+_MASK32 = 0xFFFFFFFF
 
-    transformers samples a batch from one global RNG, so a request's output would depend on
-    what it was batched with. Here each row has its own generator seeded by its request, and
-    ``generate`` runs greedily over the perturbed scores (Gumbel-max = sampling).
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer mix (lowbias32) on int64 tensors; low 32 bits are exact under wraparound."""
+    x = x & _MASK32
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _MASK32
+    return x ^ (x >> 16)
+
+
+class _PerRowSampler(LogitsProcessor):
+    """Temperature + top-p + Gumbel-max sampling, reproducible per request.
+
+    transformers samples a batch from one global RNG, so a request's output would depend on what
+    it was batched with. Here the noise for (seed, step, token) comes from a counter-based hash
+    computed on the device for the whole batch at once: the same request samples the same text
+    whatever its batch, and on CPU and GPU alike. ``generate`` then runs greedily over the
+    perturbed scores (Gumbel-max = sampling).
     """
 
     def __init__(self, samplings: list[Any], device: torch.device):
-        self.temps = [s.temperature for s in samplings]
-        self.top_ps = [s.top_p for s in samplings]
-        self.gens = []
-        for s in samplings:
-            g = torch.Generator(device="cpu")
-            g.manual_seed(int(s.seed))
-            self.gens.append(g)
-        self.device = device
+        self.temps = torch.tensor([s.temperature for s in samplings], device=device).unsqueeze(1)
+        self.top_ps = torch.tensor([s.top_p for s in samplings], device=device).unsqueeze(1)
+        seeds = torch.tensor([int(s.seed) & _MASK32 for s in samplings], dtype=torch.int64, device=device)
+        self.seed_keys = _hash32(seeds * 0x9E3779B9 + 0x632BE5AB).unsqueeze(1)
+        self.needs_top_p = any(s.top_p < 1.0 and s.temperature > 0 for s in samplings)
+        self.all_greedy = all(s.temperature <= 0 for s in samplings)
+        self.step = 0
+        self._vocab_ids: torch.Tensor | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.all_greedy:
+            return scores
         scores = scores.float()
-        temps = torch.tensor(self.temps, device=scores.device).unsqueeze(1)
-        top_ps = torch.tensor(self.top_ps, device=scores.device).unsqueeze(1)
-        scaled = scores / temps.clamp(min=1e-6)
-        sorted_logits, idx = torch.sort(scaled, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        # keep the smallest prefix whose mass reaches top_p (the top token always stays)
-        remove = (torch.cumsum(probs, dim=-1) - probs) > top_ps
-        sorted_logits = sorted_logits.masked_fill(remove, float("-inf"))
-        scaled = torch.empty_like(scaled).scatter_(1, idx, sorted_logits)
-        u = torch.stack([torch.rand(scores.shape[1], generator=g) for g in self.gens]).to(scores.device)
-        gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
-        greedy = (temps <= 0).expand_as(scores)
-        return torch.where(greedy, scores, scaled + gumbel)
+        scaled = scores / self.temps.clamp(min=1e-6)
+        if self.needs_top_p:
+            sorted_logits, idx = torch.sort(scaled, dim=-1, descending=True)
+            probs = torch.softmax(sorted_logits, dim=-1)
+            # keep the smallest prefix whose mass reaches top_p (the top token always stays)
+            remove = (torch.cumsum(probs, dim=-1) - probs) > self.top_ps
+            scaled = scaled.scatter(1, idx, sorted_logits.masked_fill(remove, float("-inf")))
+        if self._vocab_ids is None or self._vocab_ids.shape[-1] != scores.shape[-1]:
+            self._vocab_ids = torch.arange(scores.shape[-1], dtype=torch.int64, device=scores.device).unsqueeze(0)
+        step_key = _hash32(self.seed_keys + self.step * 0x85EBCA6B)
+        bits = _hash32(_hash32(self._vocab_ids + step_key) ^ self.seed_keys)
+        # 23 bits + 0.5 is exact in float32, so u stays strictly inside (0, 1); a u of 1.0 would
+        # give +inf noise, and -inf (masked) + inf = NaN, which argmax would pick.
+        u = ((bits >> 9).float() + 0.5) / 8388608.0
+        self.step += 1
+        gumbel = -torch.log(-torch.log(u))
+        return torch.where(self.temps <= 0, scores, scaled + gumbel)
 
 
 class _GrammarMasks(LogitsProcessor):
@@ -69,8 +90,8 @@ class _GrammarMasks(LogitsProcessor):
         if self.started:
             for i in self.rows:
                 m = self.matchers[i]
-                if not m.is_terminated():
-                    m.accept_token(int(input_ids[i, -1]))
+                if not m.is_terminated() and not m.accept_token(int(input_ids[i, -1])):
+                    raise RuntimeError(f"row {i}: sampled a token outside the JSON grammar")
         self.started = True
         self.xgr.reset_token_bitmask(self.bitmask)
         for i in self.rows:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import ingest
+from assets import agreement, ingest, path_a
 from resources import DatasetsResource, EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
 from sensors.inbox import inbox_sensor
 
-ingest_assets = dg.load_assets_from_modules([ingest])
+all_assets = dg.load_assets_from_modules([ingest, path_a, agreement])
 
 seed_data_job = dg.define_asset_job(
     "seed_data_job",
@@ -22,7 +22,7 @@ seed_data_job = dg.define_asset_job(
 warehouse = WarehouseResource()
 
 defs = dg.Definitions(
-    assets=[*ingest_assets],
+    assets=all_assets,
     resources={
         "warehouse": warehouse,
         "datasets": DatasetsResource.from_env(),

@@ -18,15 +18,15 @@ from resources.datasets import DatasetsResource
 from warehouse import Warehouse, WarehouseConfig
 
 EXAMPLE_QUERIES = (
-    ("Which occasions do the prompts cover?",
-     "SELECT meta->>'occasion' AS occasion, count(*) AS prompts FROM prompts "
-     "GROUP BY ALL ORDER BY prompts DESC, occasion LIMIT 8"),
     ("Are labelled-good greetings just longer? (the length bias, DESIGN.md)",
      "SELECT label, count(*) AS n, round(avg(length(response)), 1) AS mean_chars FROM human_labels_latest "
      "GROUP BY label ORDER BY label"),
-    ("Which materialization wrote what?",
-     "SELECT asset_key, partition_key, rows_added, run_id FROM materializations "
-     "ORDER BY created_at DESC LIMIT 8"),
+    ("What did the multi-agent labeller decide, and why? (Path A)",
+     "SELECT v.label, left(c.text, 30) AS candidate, left(v.reason, 40) AS reason FROM verdicts_latest v "
+     "JOIN candidates c ON c.id = v.candidate_id WHERE v.stage = 'reflect' LIMIT 6"),
+    ("How well does it agree with the human labels, beside the length baseline?",
+     "SELECT variant, subset, n, round(accuracy, 3) AS acc, round(kappa, 3) AS kappa, "
+     "round(length_accuracy, 3) AS length_acc FROM agreement_metrics_latest ORDER BY variant, subset"),
 )
 
 
@@ -34,27 +34,43 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
-def materialize_all(batches: list[str] | None = None, instance: dg.DagsterInstance | None = None) -> list[str]:
-    """Materialize every asset: the unpartitioned ones once, the partitioned ones per batch."""
+def _run_config(selection: list[dg.AssetKey], overrides: dict[str, dict]) -> dict:
+    names = {k.to_user_string() for k in selection}
+    return {"ops": {name: {"config": cfg} for name, cfg in overrides.items() if name in names}}
+
+
+def materialize_all(batches: list[str] | None = None, instance: dg.DagsterInstance | None = None,
+                    overrides: dict[str, dict] | None = None) -> list[str]:
+    """Materialize every asset: unpartitioned sources, then each prompt batch, then what needs all batches."""
     instance = instance or _instance()
+    overrides = overrides or {}
     datasets = DatasetsResource.from_env()
     batches = batches or [*datasets.standing_batches(), *datasets.inbox_files()]
     instance.add_dynamic_partitions(prompt_batches.name, batches)
     graph = defs.resolve_asset_graph()
-    all_keys = list(graph.get_all_asset_keys())
-    partitioned = [k for k in all_keys if graph.get(k).partitions_def is not None]
-    unpartitioned = [k for k in all_keys if graph.get(k).partitions_def is None]
+    keys = list(graph.toposorted_asset_keys)
+    partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
+    # unpartitioned assets downstream of a partitioned one wait for every batch
+    after = [k for k in keys if k not in partitioned
+             and any(a in partitioned for a in graph.get_ancestor_asset_keys(k))]
+    before = [k for k in keys if k not in partitioned and k not in after]
     assets = list(defs.assets or [])
     resources = defs.resources or {}
     failures = []
-    if unpartitioned:
-        res = dg.materialize(assets, selection=unpartitioned, instance=instance, resources=resources,
-                             raise_on_error=False)
-        failures += [] if res.success else ["(unpartitioned)"]
+
+    def run(selection: list[dg.AssetKey], partition: str | None, label: str) -> None:
+        if not selection:
+            return
+        print(f"\n=== materializing {label}: {', '.join(k.to_user_string() for k in selection)}", flush=True)
+        res = dg.materialize(assets, selection=selection, partition_key=partition, instance=instance,
+                             resources=resources, run_config=_run_config(selection, overrides), raise_on_error=False)
+        if not res.success:
+            failures.append(label)
+
+    run(before, None, "sources")
     for batch in batches:
-        res = dg.materialize(assets, selection=partitioned, partition_key=batch, instance=instance,
-                             resources=resources, raise_on_error=False)
-        failures += [] if res.success else [batch]
+        run(partitioned, batch, f"batch {batch}")
+    run(after, None, "cross-batch assets")
     return failures
 
 
@@ -71,8 +87,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m assets.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", nargs="*", help="prompt batches to materialize (default: all known)")
+    parser.add_argument("--prompts", type=int, default=8, help="prompts per batch that get candidates (0 = all)")
+    parser.add_argument("--k", type=int, default=2, help="candidates per prompt")
+    parser.add_argument("--agreement-sample", type=int, default=8, help="human-labelled items for labeler_agreement")
     args = parser.parse_args()
-    failures = materialize_all(args.batches)
+    overrides = {
+        "candidates": {"max_prompts": args.prompts, "k": args.k},
+        "labeler_agreement": {"sample_size": args.agreement_sample},
+    }
+    failures = materialize_all(args.batches, overrides=overrides)
     show(Warehouse(WarehouseConfig.from_env()))
     if failures:
         print(f"FAILED: {failures}")

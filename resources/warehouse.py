@@ -8,12 +8,14 @@ data version derived from the snapshot that last changed the asset.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from warehouse import CommitResult, Warehouse, WarehouseConfig
+from warehouse.config import zhufu_home
 from warehouse.schema import Event
 
 PREVIEW_ROWS = 8
@@ -46,6 +48,10 @@ class WarehouseResource(dg.ConfigurableResource):
         default=None, description="DuckLake catalog, e.g. 'postgres:dbname=zhufu host=…' (default: embedded SQLite)"
     )
     data_path: str | None = Field(default=None, description="Parquet data path, e.g. 's3://bucket/zhufu/'")
+
+    def exports_dir(self) -> Path:
+        """Where file exports (e.g. TRL JSONL) go: $ZHUFU_HOME/exports by default."""
+        return Path(self.home).expanduser().resolve() / "exports" if self.home else zhufu_home() / "exports"
 
     def get(self) -> Warehouse:
         base = WarehouseConfig.from_env(self.home)

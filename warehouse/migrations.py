@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 import duckdb
 
-from warehouse.schema import EVENT_MODELS, VectorIndexRow, create_table_sql, latest_view_sql
+from warehouse.schema import (
+    EVENT_MODELS,
+    AgreementRow,
+    Event,
+    VectorIndexRow,
+    create_table_sql,
+    latest_view_sql,
+)
 
 
 @dataclass(frozen=True)
@@ -33,15 +40,19 @@ def _v2_latest_views(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(latest_view_sql(model))
 
 
-def _v3_vector_indexes(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(create_table_sql(VectorIndexRow))
-    con.execute(latest_view_sql(VectorIndexRow))
+def _new_table(model: type[Event]) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    def apply(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(create_table_sql(model))
+        con.execute(latest_view_sql(model))
+
+    return apply
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event tables", _v1_event_tables),
     Migration(2, "*_latest views (newest row per entity key)", _v2_latest_views),
-    Migration(3, "vector_indexes: LanceDB versions beside warehouse snapshots", _v3_vector_indexes),
+    Migration(3, "vector_indexes: LanceDB versions beside warehouse snapshots", _new_table(VectorIndexRow)),
+    Migration(4, "agreement_metrics: automatic labellers against human labels", _new_table(AgreementRow)),
 )
 
 LEDGER_SQL = (

@@ -137,6 +137,7 @@ class CandidateRow(Event):
     prompt_id: str
     text: str
     policy_model: str
+    prompt_version: str
     sample_index: int
     temperature: float
     seed: int
@@ -148,6 +149,7 @@ class RetrievalRow(Event):
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "index_version")
     prompt_id: str
     exemplar_ids: list[str]
+    exemplar_texts: list[str]
     scores: list[float]
     k_search: int
     k_final: int
@@ -160,6 +162,8 @@ class DebateArgumentRow(Event):
     candidate_id: str
     side: str = Field(description="positive | negative")
     points: list[dict[str, Any]] = Field(description="[{dimension, point, evidence}]")
+    status: str = Field(description="ok | invalid | error (then points is empty and error says why)")
+    error: str | None = None
     agent_version: str
     llm_call_id: str | None = None
 
@@ -266,6 +270,30 @@ class VectorIndexRow(Event):
     rows: int
 
 
+class AgreementRow(Event):
+    """How well an automatic labeller agrees with human labels, beside the length baseline."""
+
+    TABLE: ClassVar[str] = "agreement_metrics"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("evaluator", "variant", "subset", "eval_set")
+    evaluator: str = Field(description="path_a | path_b")
+    variant: str = Field(description="judge | reflect | no_positive | … | iteration-N")
+    subset: str = Field(description="all | band_30_49")
+    eval_set: str = Field(description="hash of the evaluated human-label ids")
+    model: str
+    n: int
+    parse_failures: int
+    accuracy: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    kappa: float | None = None
+    spearman: float | None = None
+    positive_rate: float | None = None
+    length_accuracy: float | None = None
+    length_kappa: float | None = None
+    length_auc: float | None = None
+
+
 EVENT_MODELS: tuple[type[Event], ...] = (
     PromptRow,
     SeedSftRow,
@@ -284,6 +312,7 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     ModelRow,
     MaterializationRow,
     VectorIndexRow,
+    AgreementRow,
 )
 MODELS_BY_TABLE: dict[str, type[Event]] = {m.TABLE: m for m in EVENT_MODELS}
 

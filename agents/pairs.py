@@ -1,0 +1,51 @@
+"""Rejection sampling: preference pairs from labelled candidates of the same prompt."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Literal
+
+PairingPolicy = Literal["all", "best_vs_worst", "one_per_prompt"]
+
+
+@dataclass(frozen=True)
+class Labelled:
+    candidate_id: str
+    prompt_id: str
+    text: str
+    label: int
+    score: float = 0.0  # tie-breaker within a label: debate balance (positive minus negative points)
+    evidence_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Pair:
+    prompt_id: str
+    chosen: Labelled
+    rejected: Labelled
+
+
+def make_pairs(candidates: list[Labelled], policy: PairingPolicy = "best_vs_worst", seed: int = 0) -> list[Pair]:
+    """Chosen from label-1 candidates, rejected from label-0 ones, per prompt; never a pair of equal texts."""
+    by_prompt: dict[str, list[Labelled]] = {}
+    for c in candidates:
+        by_prompt.setdefault(c.prompt_id, []).append(c)
+    rng = random.Random(seed)
+    pairs: list[Pair] = []
+    for prompt_id in sorted(by_prompt):
+        group = sorted(by_prompt[prompt_id], key=lambda c: c.candidate_id)
+        good = sorted((c for c in group if c.label == 1), key=lambda c: (-c.score, c.candidate_id))
+        bad = sorted((c for c in group if c.label == 0), key=lambda c: (c.score, c.candidate_id))
+        options = [Pair(prompt_id, g, b) for g in good for b in bad if g.text.strip() != b.text.strip()]
+        if not options:
+            continue
+        if policy == "all":
+            pairs.extend(options)
+        elif policy == "best_vs_worst":
+            pairs.append(options[0])
+        elif policy == "one_per_prompt":
+            pairs.append(rng.choice(options))
+        else:
+            raise ValueError(f"unknown pairing policy {policy!r}")
+    return pairs

@@ -1,0 +1,142 @@
+"""Agreement and ranking metrics, always beside the length baseline (DESIGN.md: the seed data is
+strongly length-biased, so a figure means little unless it beats "the longer one is better").
+
+Pure Python + NumPy so that every asset, bench and notebook computes them the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+BAND = (30, 49)  # response lengths (characters) where the seed labels are mixed
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based), ties share their mean rank."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=float)
+    sorted_x = x[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if len(x) < 2:
+        return None
+    rx, ry = _ranks(x), _ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return None
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def auc(scores: Sequence[float], labels: Sequence[int]) -> float | None:
+    """ROC AUC by the rank-sum formula (ties count half)."""
+    s, y = np.asarray(scores, float), np.asarray(labels, int)
+    pos, neg = int((y == 1).sum()), int((y == 0).sum())
+    if pos == 0 or neg == 0:
+        return None
+    r = _ranks(s)
+    return float((r[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+@dataclass(frozen=True)
+class Agreement:
+    n: int
+    accuracy: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    kappa: float | None
+    spearman: float | None
+    positive_rate: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def agreement(pred: Sequence[int], truth: Sequence[int]) -> Agreement:
+    """Binary agreement of predictions with human labels (Cohen's kappa for chance correction)."""
+    p, t = np.asarray(pred, int), np.asarray(truth, int)
+    n = len(p)
+    if n == 0:
+        return Agreement(0, None, None, None, None, None, None, None)
+    tp = int(((p == 1) & (t == 1)).sum())
+    fp = int(((p == 1) & (t == 0)).sum())
+    fn = int(((p == 0) & (t == 1)).sum())
+    acc = float((p == t).mean())
+    prec = tp / (tp + fp) if tp + fp else None
+    rec = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * prec * rec / (prec + rec) if prec and rec else (0.0 if prec is not None and rec is not None else None)
+    pe = p.mean() * t.mean() + (1 - p.mean()) * (1 - t.mean())
+    kappa = float((acc - pe) / (1 - pe)) if pe < 1 else None
+    return Agreement(n, acc, prec, rec, f1, kappa, spearman(p, t), float(p.mean()))
+
+
+def length_baseline(lengths: Sequence[int], truth: Sequence[int]) -> tuple[Agreement, float | None, int | None]:
+    """"Longer is better": predict 1 iff length >= t, with t chosen to maximise accuracy on these
+    very items (an optimistic baseline). Returns its agreement, the length AUC and t."""
+    lens, t = np.asarray(lengths, int), np.asarray(truth, int)
+    if len(lens) == 0:
+        return agreement([], []), None, None
+    best_t, best_acc = None, -1.0
+    for thr in sorted(set(lens.tolist())) + [int(lens.max()) + 1]:
+        acc = float(((lens >= thr).astype(int) == t).mean())
+        if acc > best_acc:
+            best_t, best_acc = thr, acc
+    return agreement((lens >= best_t).astype(int), t), auc(lens, t), best_t
+
+
+def in_band(length: int, band: tuple[int, int] = BAND) -> bool:
+    return band[0] <= length <= band[1]
+
+
+def pair_accuracy(chosen_scores: Sequence[float], rejected_scores: Sequence[float]) -> float | None:
+    c, r = np.asarray(chosen_scores, float), np.asarray(rejected_scores, float)
+    return float((c > r).mean()) if len(c) else None
+
+
+def length_matched(chosen: Sequence[str], rejected: Sequence[str], tolerance: float = 0.2) -> list[bool]:
+    """Pairs whose lengths differ by at most ``tolerance`` of the longer one."""
+    return [abs(len(a) - len(b)) <= tolerance * max(len(a), len(b), 1) for a, b in zip(chosen, rejected, strict=True)]
+
+
+def distinct_n(texts: Sequence[str], n: int = 2) -> float | None:
+    """Distinct character n-grams over all n-grams (diversity of a policy's outputs)."""
+    grams = [t[i : i + n] for t in texts for i in range(max(0, len(t) - n + 1))]
+    return len(set(grams)) / len(grams) if grams else None
+
+
+def labeller_report(pred: Sequence[int | None], truth: Sequence[int], lengths: Sequence[int]) -> list[dict]:
+    """Agreement of a labeller with human labels on all items and on the 30–49-character band,
+    each beside the length baseline fitted on the same items. ``None`` predictions (outputs that
+    failed to parse) are counted as failures and left out of the scores."""
+    rows = []
+    for subset, keep in (("all", lambda n: True), (f"band_{BAND[0]}_{BAND[1]}", in_band)):
+        idx = [i for i, n in enumerate(lengths) if keep(n)]
+        ok = [i for i in idx if pred[i] is not None]
+        ag = agreement([pred[i] for i in ok], [truth[i] for i in ok])
+        base, length_auc, _ = length_baseline([lengths[i] for i in ok], [truth[i] for i in ok])
+        rows.append({"subset": subset, **ag.as_dict(), "parse_failures": len(idx) - len(ok),
+                     "length_accuracy": base.accuracy, "length_kappa": base.kappa, "length_auc": length_auc})
+    return rows
+
+
+def report_markdown(rows: list[dict], keys: Sequence[str] = ("variant", "subset")) -> str:
+    """A markdown table of labeller reports (for Dagster metadata)."""
+    def f(v):
+        return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+    cols = [*keys, "n", "parse_failures", "accuracy", "f1", "kappa", "spearman", "length_accuracy", "length_auc"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(f(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)

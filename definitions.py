@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import agreement, ingest, path_a
+from assets import agreement, ingest, path_a, path_b
 from resources import DatasetsResource, EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
 from sensors.inbox import inbox_sensor
 
-all_assets = dg.load_assets_from_modules([ingest, path_a, agreement])
+all_assets = dg.load_assets_from_modules([ingest, path_a, path_b, agreement])
 
 seed_data_job = dg.define_asset_job(
     "seed_data_job",

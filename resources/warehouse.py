@@ -53,6 +53,15 @@ class WarehouseResource(dg.ConfigurableResource):
         """Where file exports (e.g. TRL JSONL) go: $ZHUFU_HOME/exports by default."""
         return Path(self.home).expanduser().resolve() / "exports" if self.home else zhufu_home() / "exports"
 
+    def write_export(self, name: str, data: bytes) -> Path:
+        """Write a file export atomically (temporary file, then rename); returns its path."""
+        path = self.exports_dir() / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path
+
     def get(self) -> Warehouse:
         base = WarehouseConfig.from_env(self.home)
         config = WarehouseConfig(

@@ -39,3 +39,56 @@ if __name__ == "__main__":  # the worker that the resume test kills
     wh = Warehouse(WarehouseConfig.embedded(home))
     rt = LLMRuntime(ScriptedBackend(delay_s=0.1), CallLog(wh, run_id="killed", asset_key="candidates", flush_every=5))
     rt.chat(requests(n))
+
+
+class ScriptedPathB:
+    """Answers Path B's agents by schema: the Detector calls anything "BAD" good until its
+    principles contain 识破BAD; "TRICKY" it always gets wrong (so every iteration has errors).
+    The S_D optimizer adds 识破BAD at iteration 1, writes a harmful rule at iteration 2, and
+    proposes 12 rules at iteration 3 (over the cap of 10)."""
+
+    name = "scripted"
+    model_id = "scripted-path-b"
+    constrains_output = True
+
+    def __init__(self, crash_on: str | None = None):
+        self.crash_on = crash_on
+        self.items: list[str] = []
+
+    def _answer(self, r: ChatRequest) -> dict:
+        system, user = r.messages[0]["content"], r.messages[-1]["content"]
+        if r.schema_name == "FlawedGreeting":
+            return {"greeting": "BAD 平庸的祝福", "flaws": "套话堆砌"}
+        if r.schema_name == "Detection":
+            response = user.split("【祝福语】")[-1]
+            if "全部判1" in system or "TRICKY" in response:
+                label = 1
+            elif "BAD" in response:
+                label = 0 if "识破BAD" in system else 1
+            else:
+                label = 1
+            return {"reason": "脚本", "label": label, "suggestion": "藏深一点" if label == 0 else ""}
+        if r.schema_name == "Reflection":
+            return {"analysis": "漏看了缺陷", "suggestion": "识破BAD"}
+        if r.schema_name == "RuleSet":
+            iteration = int(r.item.rsplit("-", 1)[1])
+            current = [line.split(". ", 1)[1] for line in user.split("修改建议")[0].splitlines() if ". " in line]
+            if "S_G" in r.item:
+                return {"rules": current + ["更隐蔽"]}
+            if iteration == 1:
+                return {"rules": current + ["识破BAD"]}
+            if iteration == 2:
+                return {"rules": ["全部判1"]}
+            return {"rules": [f"规则{k}" for k in range(12)]}
+        raise AssertionError(f"unexpected schema {r.schema_name}")
+
+    def generate(self, requests: list[ChatRequest]) -> list[Generation]:
+        import json
+
+        out = []
+        for r in requests:
+            self.items.append(r.item or "")
+            if self.crash_on and r.item == self.crash_on:
+                raise RuntimeError(f"simulated crash at {r.item}")
+            out.append(Generation(text=json.dumps(self._answer(r), ensure_ascii=False), tokens_in=5, tokens_out=5))
+        return out

@@ -204,6 +204,9 @@ class JudgePrincipleRow(Event):
     s_d: list[str] = Field(description="evaluation principles for the Detector (≤ 10)")
     suggestions: list[dict[str, Any]]
     heldout_accuracy: float | None = None
+    detector_errors: int = 0
+    model: str
+    prompt_version: str
 
 
 class JudgeScoreRow(Event):

@@ -259,13 +259,14 @@ class Warehouse:
 
     @staticmethod
     def _data_version(con: duckdb.DuckDBPyConnection, asset_key: str, partition_key: str | None) -> str:
-        """The snapshot in which this asset (partition) last added rows: unchanged data, same version."""
+        """The snapshot in which this asset (partition) last added rows, itself or through its
+        ``<asset>/checkpoint`` commits: unchanged data, same version."""
         row = con.execute(
             f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() "
-            "WHERE json_extract_string(commit_extra_info, '$.asset_key') = ? "
+            "WHERE json_extract_string(commit_extra_info, '$.asset_key') IN (?, ? || '/checkpoint') "
             "AND coalesce(json_extract_string(commit_extra_info, '$.partition_key'), '') = ? "
             "AND CAST(json_extract(commit_extra_info, '$.rows_added_total') AS BIGINT) > 0",
-            [asset_key, partition_key or ""],
+            [asset_key, asset_key, partition_key or ""],
         ).fetchone()
         return f"snapshot-{row[0]}" if row and row[0] is not None else "empty"
 

@@ -1,0 +1,246 @@
+"""Path B: the adversarially optimized, principle-guided judge.
+
+Four agents around two rule sets:
+  * S_G — bad-writing strategies: how to write a greeting that looks fine but is subtly flawed;
+  * S_D — evaluation principles: what the Detector checks to tell good greetings from bad.
+
+One iteration: the Generator plants flaws (following S_G) in greetings for sampled requests; the
+Detector judges those and real labelled examples with S_D, and when it catches a planted flaw
+it suggests how S_G could hide flaws better; the Reflector explains each Detector error against
+the ground truth and suggests a change to S_D; the Optimizer merges suggestions into new S_G and
+S_D (at most ``MAX_RULES`` each). S_D changes only when the Detector erred. The run keeps every
+iteration; the judge uses the S_D with the best held-out accuracy, not simply the last one.
+
+The initial strategies below are this project's own writing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from agents.common import Runtime
+from resources.llm.types import ChatRequest, ChatResult, Sampling
+from warehouse.ids import content_id
+
+PROMPT_VERSION = "principles-v1"
+MAX_RULES = 10
+
+INITIAL_S_G = [
+    "把几句常见套话（万事如意、心想事成、身体健康）堆在一起，看上去喜庆但没有任何针对性。",
+    "忽略用户给出的具体细节（名字、年龄、经历），写成对谁都适用的通用祝福。",
+    "语气与对象错位：给长辈或领导写得过于随意，给朋友写得像公文。",
+    "悄悄夹带一句请求或推销，让祝福变得有目的。",
+    "使用看似文雅但含义不吉利或有歧义的词语、谐音。",
+    "篇幅不符合要求：要简短时写成长段，要长文时一句带过。",
+]
+INITIAL_S_D = [
+    "祝福是否紧扣用户需求中的场合、对象和细节，而不是放之四海皆准的套话。",
+    "语言是否自然流畅，有没有错别字、病句或生硬拼接。",
+    "情感是否真诚、分寸是否得当，语气是否与双方关系相称。",
+    "是否有新意：具体的画面、比喻或细节，而不是成语堆砌。",
+    "是否触犯文化禁忌（不吉利的字词或谐音），是否夹带请求、推销或负面内容。",
+    "长度和风格是否符合用户的要求。",
+    "判断时不要因为篇幅长就给高分：长而空泛同样不合格。",
+]
+
+
+class FlawedGreeting(BaseModel):
+    greeting: str = Field(min_length=1, max_length=80)
+    flaws: str = Field(min_length=1, max_length=40, description="埋下了什么缺陷")
+
+
+class Detection(BaseModel):
+    reason: str = Field(min_length=1, max_length=60)
+    label: Literal[0, 1]
+    suggestion: str = Field(max_length=40, description="若识破了人为缺陷：生成方怎样能藏得更好")
+
+
+class ScoredDetection(Detection):
+    score: int = Field(ge=1, le=10, description="1–10 的质量分")
+
+
+class Reflection(BaseModel):
+    analysis: str = Field(min_length=1, max_length=60, description="检测员为什么判错")
+    suggestion: str = Field(min_length=1, max_length=40, description="对评价原则的修改建议")
+
+
+class RuleSet(BaseModel):
+    rules: list[str] = Field(min_length=1, max_length=MAX_RULES)
+
+
+SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=256, seed=0)
+
+
+def _numbered(rules: list[str]) -> str:
+    return "\n".join(f"{i + 1}. {r}" for i, r in enumerate(rules))
+
+
+def generator_requests(prompts: list[str], s_g: list[str], iteration: int) -> list[ChatRequest]:
+    system = ("你在为祝福语评审员出考题。请按照下面的“写坏策略”，为用户需求写一条乍看不错、细看有缺陷的祝福语，"
+              "缺陷要隐蔽，不能一眼看穿；然后说明你埋下了什么缺陷。用JSON回答。\n写坏策略：\n" + _numbered(s_g))
+    return [ChatRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": f"用户需求：{p}"}],
+                        sampling=SAMPLING.model_copy(update={"seed": iteration}), item=f"gen-{iteration}-{i}")
+            for i, p in enumerate(prompts)]
+
+
+def detector_system(s_d: list[str]) -> str:
+    return ("你是严格的祝福语评审员。请依据下面的评价原则判断这条祝福语是否优秀：全部原则都满足才判 1，否则判 0。"
+            "先写理由再给标签。如果你发现这是刻意写坏的祝福语，在 suggestion 里说明它的缺陷怎样才能藏得更好，"
+            "否则 suggestion 留空。用JSON回答。\n评价原则：\n" + _numbered(s_d))
+
+
+def detector_requests(items: list[tuple[str, str]], s_d: list[str], tag: str) -> list[ChatRequest]:
+    system = detector_system(s_d)
+    return [ChatRequest(messages=[{"role": "system", "content": system},
+                                  {"role": "user", "content": f"【用户需求】{p}\n【祝福语】{r}"}],
+                        sampling=SAMPLING, item=f"{tag}-{i}")
+            for i, (p, r) in enumerate(items)]
+
+
+def detect(runtime: Runtime, items: list[tuple[str, str]], s_d: list[str], *, tag: str = "detect",
+           with_score: bool = False) -> list[ChatResult]:
+    """Judge (request, greeting) pairs with principles ``s_d``; ``.parsed["label"]`` when ``.ok``."""
+    return runtime.structured(detector_requests(items, s_d, tag), ScoredDetection if with_score else Detection)
+
+
+def reflector_requests(errors: list[dict], s_d: list[str], iteration: int) -> list[ChatRequest]:
+    system = ("你负责复盘评审员的错误。已知正确答案，请分析评审员为什么判错，并提出一条对评价原则的具体修改建议，"
+              "让以后不再犯同类错误。用JSON回答。\n当前评价原则：\n" + _numbered(s_d))
+    return [ChatRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": (
+        f"【用户需求】{e['prompt']}\n【祝福语】{e['response']}\n【评审员判断】{e['pred']}（理由：{e['reason']}）\n"
+        f"【正确答案】{e['truth']}（1=优秀，0=不合格）")}], sampling=SAMPLING, item=f"reflect-{iteration}-{i}")
+        for i, e in enumerate(errors)]
+
+
+def optimizer_request(kind: Literal["S_G", "S_D"], rules: list[str], suggestions: list[str], iteration: int) -> ChatRequest:
+    what = "写坏策略（用来出隐蔽的考题）" if kind == "S_G" else "评价原则（用来判断祝福语是否优秀）"
+    system = (f"你负责修订一组{what}。请把现有规则和新的修改建议合并成一组新的规则：保留有效的，吸收合理的建议，"
+              f"合并重复的，删掉无用的，最多 {MAX_RULES} 条，每条一句话。用JSON回答。")
+    user = f"现有规则：\n{_numbered(rules)}\n修改建议：\n" + "\n".join(f"- {s}" for s in suggestions)
+    return ChatRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+                       sampling=SAMPLING, item=f"optimize-{kind}-{iteration}")
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass(frozen=True)
+class Example:
+    item_id: str
+    prompt: str
+    response: str
+    label: int
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    iterations: int = 3
+    generated_per_iteration: int = 4
+    real_per_iteration: int = 8
+    patience: int = 2  # stop when held-out accuracy has not improved for this many iterations
+    seed: int = 0
+
+
+@dataclass
+class Iteration:
+    iteration: int
+    s_g: list[str]
+    s_d: list[str]
+    suggestions: list[dict] = field(default_factory=list)
+    heldout_accuracy: float | None = None
+    detector_errors: int = 0
+
+
+def accuracy(runtime: Runtime, examples: list[Example], s_d: list[str], tag: str) -> float | None:
+    if not examples:
+        return None
+    results = detect(runtime, [(e.prompt, e.response) for e in examples], s_d, tag=tag)
+    return sum(1 for e, r in zip(examples, results, strict=True) if r.ok and r.parsed["label"] == e.label) / len(examples)
+
+
+def split_examples(examples: list[Example], seed: int = 0) -> tuple[list[Example], list[Example], list[Example]]:
+    """A fixed hash split: 40% train (the loop), 30% held-out (choosing the best S_D), 30% evaluation
+    (agreement with humans, never seen by the loop)."""
+    train, heldout, evaluation = [], [], []
+    for e in sorted(examples, key=lambda e: e.item_id):
+        bucket = int(content_id("split", seed, e.item_id)[:8], 16) % 10
+        (train if bucket < 4 else heldout if bucket < 7 else evaluation).append(e)
+    return train, heldout, evaluation
+
+
+def loop_id(model: str, train: list[Example], heldout: list[Example], config: LoopConfig) -> str:
+    return content_id(PROMPT_VERSION, model, sorted(e.item_id for e in train), sorted(e.item_id for e in heldout),
+                      config.generated_per_iteration, config.real_per_iteration, config.seed, INITIAL_S_G, INITIAL_S_D)
+
+
+def _merge(runtime: Runtime, kind: Literal["S_G", "S_D"], rules: list[str], suggestions: list[str],
+           iteration: int) -> list[str]:
+    (res,) = runtime.structured([optimizer_request(kind, rules, suggestions, iteration)], RuleSet)
+    if not res.ok:
+        return rules  # an unusable rewrite keeps the rules as they were
+    new = [r.strip() for r in res.parsed["rules"] if r.strip()]
+    return new[:MAX_RULES] or rules
+
+
+def run_one(runtime: Runtime, prev: Iteration, train: list[Example], heldout: list[Example],
+            config: LoopConfig) -> Iteration:
+    """Iteration ``prev.iteration + 1``: deterministic given its inputs, so a re-run after a crash
+    is answered from the call log."""
+    i = prev.iteration + 1
+    rng = random.Random(f"{config.seed}-{i}")
+    gen_prompts = [e.prompt for e in rng.sample(train, min(config.generated_per_iteration, len(train)))]
+    real = rng.sample(train, min(config.real_per_iteration, len(train)))
+    generated = runtime.structured(generator_requests(gen_prompts, prev.s_g, i), FlawedGreeting)
+    cases = [{"prompt": p, "response": g.parsed["greeting"], "truth": 0, "planted": g.parsed["flaws"]}
+             for p, g in zip(gen_prompts, generated, strict=True) if g.ok]
+    cases += [{"prompt": e.prompt, "response": e.response, "truth": e.label, "planted": None} for e in real]
+    detections = detect(runtime, [(c["prompt"], c["response"]) for c in cases], prev.s_d, tag=f"detect-{i}")
+    errors, g_suggestions = [], []
+    for c, d in zip(cases, detections, strict=True):
+        if not d.ok:
+            continue
+        if d.parsed["label"] != c["truth"]:
+            errors.append({**c, "pred": d.parsed["label"], "reason": d.parsed["reason"]})
+        elif c["planted"] and d.parsed["suggestion"].strip():
+            g_suggestions.append(d.parsed["suggestion"].strip())
+    reflections = runtime.structured(reflector_requests(errors, prev.s_d, i), Reflection) if errors else []
+    d_suggestions = [r.parsed["suggestion"].strip() for r in reflections if r.ok and r.parsed["suggestion"].strip()]
+    s_d = _merge(runtime, "S_D", prev.s_d, d_suggestions, i) if d_suggestions else prev.s_d
+    s_g = _merge(runtime, "S_G", prev.s_g, g_suggestions, i) if g_suggestions else prev.s_g
+    suggestions = [{"to": "S_D", "text": s} for s in d_suggestions] + [{"to": "S_G", "text": s} for s in g_suggestions]
+    return Iteration(i, s_g, s_d, suggestions, accuracy(runtime, heldout, s_d, f"heldout-{i}"), len(errors))
+
+
+def run_loop(runtime: Runtime, train: list[Example], heldout: list[Example], config: LoopConfig,
+             done: list[Iteration] | None = None, on_iteration: Callable[[Iteration], None] | None = None
+             ) -> list[Iteration]:
+    """Run (or resume, from the recorded ``done`` iterations) the adversarial loop."""
+    history = sorted(done or [], key=lambda it: it.iteration)
+    if not history:
+        first = Iteration(0, list(INITIAL_S_G), list(INITIAL_S_D),
+                          heldout_accuracy=accuracy(runtime, heldout, INITIAL_S_D, "heldout-0"))
+        history.append(first)
+        if on_iteration:
+            on_iteration(first)
+    while history[-1].iteration < config.iterations and not _stalled(history, config.patience):
+        it = run_one(runtime, history[-1], train, heldout, config)
+        history.append(it)
+        if on_iteration:
+            on_iteration(it)
+    return history
+
+
+def _stalled(history: list[Iteration], patience: int) -> bool:
+    scores = [h.heldout_accuracy or 0.0 for h in history]
+    best_at = max(range(len(scores)), key=lambda k: (scores[k], -k))
+    return len(scores) - 1 - best_at >= patience
+
+
+def best(history: list[Iteration]) -> Iteration:
+    """The iteration whose S_D scored best on the held-out split (earliest on ties)."""
+    return max(history, key=lambda h: (h.heldout_accuracy or 0.0, -h.iteration))

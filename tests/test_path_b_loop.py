@@ -1,0 +1,96 @@
+"""The adversarial principle loop's control flow, with a scripted LLM double, through the real asset."""
+
+import dagster as dg
+import pytest
+
+import resources.llm_resource as llm_resource
+from agents.principles import INITIAL_S_D, MAX_RULES
+from assets import ingest, path_b
+from resources import DatasetsResource, LLMResource, WarehouseResource
+from tests.scripted_backend import ScriptedPathB
+from warehouse.schema import HumanLabelRow
+
+ASSETS = dg.load_assets_from_modules([ingest, path_b])
+
+
+def _labels():
+    rows = []
+    for i in range(40):
+        kind = ("GOOD", "BAD", "TRICKY")[i % 3]
+        rows.append(HumanLabelRow(prompt=f"需求{i}", response=f"{kind} 祝福{i}", label=int(kind == "GOOD"),
+                                  source="test", source_ref=f"t:{i}"))
+    return rows
+
+
+@pytest.fixture
+def setup(zhufu_home, monkeypatch):
+    warehouse = WarehouseResource()
+    warehouse.get().append(_labels(), asset_key="human_labels")
+
+    def run(backend, **config):
+        monkeypatch.setitem(llm_resource._BACKENDS, ("local", "scripted", None, 16), backend)
+        resources = {"warehouse": warehouse, "datasets": DatasetsResource(),
+                     "llm": LLMResource(warehouse=warehouse, model="scripted")}
+        cfg = {"iterations": 3, "patience": 5, "heldout_size": 0, **config}
+        return dg.materialize(ASSETS, selection=[dg.AssetKey("judge_principles")], resources=resources,
+                              run_config={"ops": {"judge_principles": {"config": cfg}}}, raise_on_error=False)
+
+    return run, warehouse.get()
+
+
+def _iterations(wh):
+    return wh.sql("SELECT iteration, s_d, heldout_accuracy, detector_errors FROM judge_principles_latest "
+                  "ORDER BY iteration").rows(named=True)
+
+
+def test_s_d_changes_only_after_detector_errors_and_the_best_held_out_s_d_is_chosen(setup):
+    run, wh = setup
+    result = run(ScriptedPathB())
+    assert result.success
+    its = _iterations(wh)
+    assert [i["iteration"] for i in its] == [0, 1, 2, 3]
+    assert its[0]["s_d"] == INITIAL_S_D
+    assert all(i["detector_errors"] > 0 for i in its[1:])
+    assert "识破BAD" in its[1]["s_d"]            # changed after errors
+    assert its[2]["s_d"] == ["全部判1"]          # a harmful rewrite...
+    assert its[3]["s_d"] == its[2]["s_d"]        # ...and an over-long one (12 rules) was refused
+    assert all(len(i["s_d"]) <= MAX_RULES for i in its)
+    accs = [i["heldout_accuracy"] for i in its]
+    assert accs[1] > accs[0] and accs[2] < accs[1]
+    meta = result.asset_materializations_for_node("judge_principles")[0].metadata
+    assert meta["best_iteration"].value == 1      # best held-out, not the last
+    pid, s_d = path_b.chosen_principles(WarehouseResource(), None)
+    assert "识破BAD" in s_d and pid == meta["best_principles_id"].value
+
+
+def test_no_errors_means_s_d_never_changes(setup, monkeypatch):
+    run, wh = setup
+    backend = ScriptedPathB()
+    original = backend._answer
+
+    def perfect(r):  # a detector that is always right: nothing to reflect on
+        a = original(r)
+        if r.schema_name == "Detection":
+            resp = r.messages[-1]["content"].split("【祝福语】")[-1]
+            a["label"] = int(resp.startswith("GOOD"))
+        return a
+
+    monkeypatch.setattr(backend, "_answer", perfect)
+    assert run(backend, patience=5).success
+    its = _iterations(wh)
+    assert all(i["s_d"] == INITIAL_S_D and i["detector_errors"] == 0 for i in its)
+    assert not any(item.startswith("reflect-") or item.startswith("optimize-S_D") for item in backend.items)
+
+
+def test_a_crash_mid_iteration_resumes_from_recorded_iterations(setup):
+    run, wh = setup
+    crashed = run(ScriptedPathB(crash_on="optimize-S_D-2"))
+    assert not crashed.success
+    assert [i["iteration"] for i in _iterations(wh)] == [0, 1]
+    resumed_backend = ScriptedPathB()
+    assert run(resumed_backend).success
+    assert [i["iteration"] for i in _iterations(wh)] == [0, 1, 2, 3]
+    # iterations 0 and 1 were not recomputed; iteration 2's finished calls came from the call log
+    assert not any(x.startswith(("gen-1-", "heldout-0", "heldout-1", "detect-2", "reflect-2")) for x in resumed_backend.items)
+    assert "optimize-S_D-2" in resumed_backend.items
+    assert wh.sql("SELECT count(*) AS n FROM judge_principles")["n"][0] == 4

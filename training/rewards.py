@@ -1,0 +1,39 @@
+"""GRPO reward functions (TRL's ``reward_funcs`` signature: prompts, completions, **kwargs -> floats).
+
+``JudgeReward``: Path B's principle-guided judge through the LLM runtime — batched, and cached in
+the call log, so identical (prompt, completion) pairs across steps cost one call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents import principles
+from agents.common import Runtime
+
+
+def _text(x: Any) -> str:
+    """A prompt or completion as plain text: TRL passes strings or chat message lists."""
+    if isinstance(x, str):
+        return x
+    if isinstance(x, list) and x and isinstance(x[-1], dict):
+        users = [m["content"] for m in x if m.get("role") == "user"]
+        return users[-1] if users else x[-1].get("content", "")
+    return str(x)
+
+
+class JudgeReward:
+    """Reward 1.0 when the judge labels a completion excellent, 0.0 otherwise (or ``failed_reward``
+    when its output could not be parsed)."""
+
+    __name__ = "judge_reward"  # TRL logs rewards under the function's name
+
+    def __init__(self, runtime: Runtime, s_d: list[str], *, failed_reward: float = 0.0):
+        self.runtime = runtime
+        self.s_d = list(s_d)
+        self.failed_reward = failed_reward
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+        items = [(_text(p), _text(c)) for p, c in zip(prompts, completions, strict=True)]
+        results = principles.detect(self.runtime, items, self.s_d, tag="reward")
+        return [float(r.parsed["label"]) if r.ok else self.failed_reward for r in results]

@@ -7,11 +7,25 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import agreement, ingest, path_a, path_b
-from resources import DatasetsResource, EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
+from assets import agreement, ingest, path_a, path_b, policy_eval, training
+from resources import (
+    DatasetsResource,
+    EmbedderResource,
+    LLMResource,
+    TrainingResource,
+    VectorStoreResource,
+    WarehouseResource,
+)
 from sensors.inbox import inbox_sensor
+from sensors.retraining import (
+    RetrainingPolicy,
+    grpo_job,
+    preference_data_sensor,
+    reward_model_job,
+    reward_signal_sensor,
+)
 
-all_assets = dg.load_assets_from_modules([ingest, path_a, path_b, agreement])
+all_assets = dg.load_assets_from_modules([ingest, path_a, path_b, agreement, training, policy_eval])
 
 seed_data_job = dg.define_asset_job(
     "seed_data_job",
@@ -29,7 +43,11 @@ defs = dg.Definitions(
         "llm": LLMResource.from_env(warehouse),
         "embedder": EmbedderResource(),
         "vectors": VectorStoreResource(),
+        "training": TrainingResource(),
+        # training runs out of process; swap for PipesK8sClient / a Ray client to move it elsewhere
+        "pipes_client": dg.PipesSubprocessClient(),
+        "retraining": RetrainingPolicy(),
     },
-    sensors=[inbox_sensor],
-    jobs=[seed_data_job],
+    sensors=[inbox_sensor, preference_data_sensor, reward_signal_sensor],
+    jobs=[seed_data_job, reward_model_job, grpo_job],
 )

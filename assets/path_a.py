@@ -22,6 +22,7 @@ from resources import EmbedderResource, LLMResource, VectorStoreResource, Wareho
 from resources.warehouse import markdown_preview
 from warehouse.exports import export_preference_pairs_trl
 from warehouse.ids import content_id
+from warehouse.registry import latest_model
 from warehouse.schema import (
     CandidateRow,
     DebateArgumentRow,
@@ -44,20 +45,26 @@ class CandidatesConfig(dg.Config):
     top_p: float = 0.95
     max_new_tokens: int = 96
     seed: int = 0
-    policy_model: str | None = Field(default=None, description="default: the llm resource's model")
+    policy_model: str | None = Field(default=None, description="default: the newest SFT model (see use_sft), else "
+                                     "the llm resource's model")
+    use_sft: bool = Field(default=True, description="write with the newest registered SFT model when there is one")
     max_prompts: int = Field(default=0, description="only the first N prompts of the batch (0 = all)")
 
 
-@dg.asset(group_name=GROUP, partitions_def=prompt_batches, deps=[prompts], kinds={"duckdb"},
+@dg.asset(group_name=GROUP, partitions_def=prompt_batches, deps=[prompts, dg.AssetKey("sft_model")], kinds={"duckdb"},
           code_version=f"1-{policy.PROMPT_VERSION}",
-          description="k greetings per prompt from the policy model (temperature and seed recorded).")
+          description="k greetings per prompt from the policy model (temperature and seed recorded): the newest SFT "
+          "model when there is one, as DESIGN.md asks of the embedded default.")
 def candidates(context: dg.AssetExecutionContext, config: CandidatesConfig, warehouse: WarehouseResource,
                llm: LLMResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     ps = wh.sql("SELECT id, text FROM prompts WHERE batch = ? ORDER BY id", [context.partition_key])
     if config.max_prompts:
         ps = ps.head(config.max_prompts)
-    rt = llm.runtime(context, model=config.policy_model)
+    model = config.policy_model
+    if model is None and config.use_sft and llm.backend != "openai" and (sft := latest_model(wh, "sft")):
+        model = sft["model_id"]  # a model-store name: the local backend loads it from there
+    rt = llm.runtime(context, model=model)
     reqs = [r for row in ps.iter_rows(named=True)
             for r in policy.candidate_requests(row["id"], row["text"], k=config.k, temperature=config.temperature,
                                                top_p=config.top_p, max_new_tokens=config.max_new_tokens,

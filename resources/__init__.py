@@ -10,6 +10,7 @@ _EXPORTS = {
     "DatasetsResource": "resources.datasets",
     "EmbedderResource": "resources.embeddings",
     "LLMResource": "resources.llm_resource",
+    "TrainingResource": "resources.training",
     "VectorStoreResource": "resources.vectors",
     "WarehouseResource": "resources.warehouse",
 }

@@ -140,3 +140,48 @@ def report_markdown(rows: list[dict], keys: Sequence[str] = ("variant", "subset"
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(f(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def self_bleu(texts: Sequence[str], max_n: int = 4) -> float | None:
+    """Mean character BLEU of each text against all the others (higher = less diverse)."""
+    from collections import Counter
+
+    texts = [t for t in texts if t]
+    if len(texts) < 2:
+        return None
+
+    def grams(t: str, n: int) -> Counter:
+        return Counter(t[i : i + n] for i in range(len(t) - n + 1))
+
+    scores = []
+    for i, hyp in enumerate(texts):
+        refs = [t for j, t in enumerate(texts) if j != i]
+        logp = 0.0
+        for n in range(1, max_n + 1):
+            h = grams(hyp, n)
+            total = sum(h.values())
+            if total == 0:
+                logp += np.log(1e-9)
+                continue
+            best: Counter = Counter()
+            for r in refs:
+                best |= grams(r, n)
+            clipped = sum(min(c, best[g]) for g, c in h.items())
+            logp += np.log(max(clipped, 1e-9) / total)
+        closest = min((len(r) for r in refs), key=lambda L: (abs(L - len(hyp)), L))
+        bp = 1.0 if len(hyp) > closest else float(np.exp(1 - closest / max(len(hyp), 1)))
+        scores.append(bp * float(np.exp(logp / max_n)))
+    return float(np.mean(scores))
+
+
+def length_adjusted_gain(scores_before: Sequence[float], scores_after: Sequence[float],
+                         len_before: Sequence[int], len_after: Sequence[int]) -> dict:
+    """How much of a score gain is explained by outputs getting longer: regress score on length
+    over both sets, then report the raw gain, the part the length change predicts, and the rest."""
+    s = np.asarray(list(scores_before) + list(scores_after), float)
+    L = np.asarray(list(len_before) + list(len_after), float)
+    slope = float(np.polyfit(L, s, 1)[0]) if len(set(L.tolist())) > 1 else 0.0
+    gain = float(np.mean(scores_after) - np.mean(scores_before))
+    dlen = float(np.mean(len_after) - np.mean(len_before))
+    return {"gain": gain, "length_change": dlen, "slope_per_char": slope, "explained_by_length": slope * dlen,
+            "gain_beyond_length": gain - slope * dlen}

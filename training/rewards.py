@@ -37,3 +37,17 @@ class JudgeReward:
         items = [(_text(p), _text(c)) for p, c in zip(prompts, completions, strict=True)]
         results = principles.detect(self.runtime, items, self.s_d, tag="reward")
         return [float(r.parsed["label"]) if r.ok else self.failed_reward for r in results]
+
+
+class RewardModelReward:
+    """The trained reward model's score for each completion (batched, on the training device)."""
+
+    __name__ = "reward_model"
+
+    def __init__(self, path: str, *, batch_size: int = 64):
+        from training.scoring import RewardScorer
+
+        self.scorer = RewardScorer(path, batch_size=batch_size)
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+        return self.scorer.score([_text(p) for p in prompts], [_text(c) for c in completions])

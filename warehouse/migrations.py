@@ -17,6 +17,7 @@ from warehouse.schema import (
     EVENT_MODELS,
     AgreementRow,
     Event,
+    PolicyEvaluationRow,
     VectorIndexRow,
     create_table_sql,
     latest_view_sql,
@@ -53,6 +54,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "*_latest views (newest row per entity key)", _v2_latest_views),
     Migration(3, "vector_indexes: LanceDB versions beside warehouse snapshots", _new_table(VectorIndexRow)),
     Migration(4, "agreement_metrics: automatic labellers against human labels", _new_table(AgreementRow)),
+    Migration(5, "policy_evaluations: policies on held-out prompts", _new_table(PolicyEvaluationRow)),
 )
 
 LEDGER_SQL = (

@@ -297,6 +297,28 @@ class AgreementRow(Event):
     length_auc: float | None = None
 
 
+class PolicyEvaluationRow(Event):
+    """A policy's greetings for held-out prompts, scored by the reward model and the judge."""
+
+    TABLE: ClassVar[str] = "policy_evaluations"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("model_id", "eval_set", "reward_model_id", "principles_id")
+    model_id: str = Field(description="models.model_id, or the base model's name")
+    model_kind: str = Field(description="base | sft | grpo")
+    eval_set: str = Field(description="hash of the held-out prompt ids")
+    reward_model_id: str | None = None
+    principles_id: str | None = None
+    n: int
+    reward_mean: float | None = None
+    rm_excellence_rate: float | None = Field(default=None, description="share above the RM's labelled-set threshold")
+    judge_excellence_rate: float | None = None
+    judge_parse_failures: int = 0
+    mean_chars: float
+    distinct_1: float | None = None
+    distinct_2: float | None = None
+    self_bleu: float | None = None
+    samples: list[str]
+
+
 EVENT_MODELS: tuple[type[Event], ...] = (
     PromptRow,
     SeedSftRow,
@@ -316,6 +338,7 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     MaterializationRow,
     VectorIndexRow,
     AgreementRow,
+    PolicyEvaluationRow,
 )
 MODELS_BY_TABLE: dict[str, type[Event]] = {m.TABLE: m for m in EVENT_MODELS}
 

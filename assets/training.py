@@ -1,0 +1,257 @@
+"""Training: SFT → reward model → GRPO policy → policy evaluation, with the model registry.
+
+Each training asset exports its inputs from one pinned warehouse snapshot to JSONL, writes a run
+config, and launches ``python -m training.<kind>`` through Dagster Pipes; logs and metrics stream
+back. A ``models`` row is written only once the artifact is complete. The model id is a hash of
+the base, the hyper-parameters and the training data, so re-materializing unchanged inputs
+retrains nothing.
+"""
+
+
+import hashlib
+from typing import Any, Literal
+
+import dagster as dg
+from pydantic import Field
+
+from assets.ingest import human_labels, prompts, seed_preference_pairs, seed_sft_examples
+from assets.path_a import preference_pairs
+from assets.path_b import chosen_principles, judge_principles, labelled_splits
+from resources import TrainingResource, WarehouseResource
+from training import artifacts
+from training.config import GRPORunConfig, LoRA, RMRunConfig, RunConfig, SFTRunConfig
+from training.data import write_jsonl
+from warehouse.ids import content_id
+from warehouse.registry import get_model, latest_model
+from warehouse.schema import ModelRow
+
+GROUP = "training"
+
+
+def heldout(key: str, fraction: float) -> bool:
+    """A stable split by id: the same prompt or pair is always on the same side."""
+    return int(hashlib.blake2b(key.encode(), digest_size=4).hexdigest(), 16) % 10_000 < fraction * 10_000
+
+
+def _fetch(warehouse: WarehouseResource, snapshot: int, sql: str, params: list | None = None) -> list[dict]:
+    return warehouse.get().sql(sql, params, as_of=snapshot).to_dicts()
+
+
+def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, training: TrainingResource,
+           pipes_client: dg.PipesSubprocessClient, *, kind: str, module: str, cfg: RunConfig, base_id: str,
+           data_files: dict[str, list[dict]], snapshot: int, lineage: dict[str, Any] | None = None,
+           extra_metadata: dict[str, Any] | None = None) -> dg.MaterializeResult:
+    """Export, launch through Pipes (unless this exact model exists), register, report."""
+    hyper = cfg.model_dump(exclude={"base_model", "output_dir", "train_file", "train_files", "eval_pairs_file",
+                                    "eval_labels_file", "prompts_file", "eval_prompts_file", "reward_model"})
+    model_id = f"{kind}-" + content_id(kind, base_id, hyper, lineage or {},
+                                       {name: content_id(rows) for name, rows in data_files.items()}, length=16)
+    out = training.artifact_dir(model_id)
+    run_dir = training.run_dir(context.asset_key.to_user_string(), context.run_id)
+    files = {name: run_dir / f"{name}.jsonl" for name in data_files}
+    for name, rows in data_files.items():
+        write_jsonl(files[name], rows)
+    cfg = cfg.model_copy(update={"output_dir": str(out), **_file_fields(cfg, files)})
+    if artifacts.is_complete(out):
+        context.log.info(f"{model_id} already trained at {out}: registering it without retraining")
+    else:
+        config_path = cfg.dump(run_dir / "config.json")
+        command = training.command(module, config_path)
+        context.log.info(f"launching {' '.join(command)}")
+        pipes_client.run(context=context, command=command, extras={"model_id": model_id, "config": str(config_path)})
+        if not artifacts.is_complete(out):
+            raise dg.Failure(f"{module} exited without a complete artifact at {out}")
+    manifest = artifacts.read_manifest(out)
+    metrics = manifest["metrics"]
+    if registered := get_model(warehouse.get(), model_id):  # the same event again: nothing new to store
+        row = ModelRow(**{k: registered[k] for k in ("model_id", "kind", "base", "hyperparams", "input_snapshots",
+                                                     "metrics", "artifact_path")})
+    else:
+        row = ModelRow(model_id=model_id, kind=kind, base=base_id, hyperparams={**hyper, **(lineage or {})},
+                       input_snapshots={t: snapshot for t in data_files}, metrics=metrics, artifact_path=str(out))
+    curve = [h for h in manifest.get("log_history", []) if "loss" in h or "reward" in h]
+    meta = {"model_id": model_id, "artifact_path": dg.MetadataValue.path(str(out)), "base": base_id,
+            "input_snapshot": snapshot, **{f"{k}_rows": len(v) for k, v in data_files.items()},
+            **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+            "metrics": dg.MetadataValue.json(metrics)}
+    if curve:
+        meta["training_log"] = dg.MetadataValue.md(_log_table(curve))
+    meta.update(extra_metadata or {})
+    return warehouse.record(context, [row], main_table="models", metadata=meta)
+
+
+def _file_fields(cfg: RunConfig, files: dict) -> dict[str, Any]:
+    update: dict[str, Any] = {}
+    for name, path in files.items():
+        if name == "train" and isinstance(cfg, SFTRunConfig):
+            update["train_file"] = str(path)
+        elif name == "train" and isinstance(cfg, RMRunConfig):
+            update["train_files"] = [str(path)]
+        elif name == "train":
+            update["prompts_file"] = str(path)
+        elif name == "eval_pairs":
+            update["eval_pairs_file"] = str(path)
+        elif name == "eval_labels":
+            update["eval_labels_file"] = str(path)
+        elif name == "eval_prompts":
+            update["eval_prompts_file"] = str(path)
+    return update
+
+
+def _log_table(rows: list[dict], limit: int = 20) -> str:
+    keys = [k for k in ("step", "loss", "accuracy", "reward", "kl", "completions/mean_length",
+                        "completions/clipped_ratio", "learning_rate") if any(k in r for r in rows)]
+    step = max(1, len(rows) // limit)
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for r in rows[::step]:
+        lines.append("| " + " | ".join(f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, ""))
+                                       for k in keys) + " |")
+    return "\n".join(lines)
+
+
+class TrainConfig(dg.Config):
+    base_model: str | None = Field(default=None, description="default: the training resource's base model")
+    max_steps: int = Field(default=8, description="-1: num_epochs over the data (full runs); small on CPU")
+    num_epochs: float = 1.0
+    batch_size: int = 8
+    learning_rate: float | None = Field(default=None, description="default: the trainer's")
+    max_length: int = 256
+    lora: bool = Field(default=False, description="LoRA adapters (merged into the artifact)")
+    lora_r: int = 16
+    seed: int = 0
+
+    def common(self) -> dict[str, Any]:
+        d = {"max_steps": self.max_steps, "num_epochs": self.num_epochs, "batch_size": self.batch_size,
+             "max_length": self.max_length, "seed": self.seed, "lora": LoRA(r=self.lora_r, alpha=2 * self.lora_r)
+             if self.lora else None}
+        if self.learning_rate is not None:
+            d["learning_rate"] = self.learning_rate
+        return d
+
+
+# ---------------------------------------------------------------- SFT
+
+
+class SFTModelConfig(TrainConfig):
+    source: str | None = Field(default=None, description="only seed SFT examples from this source")
+    max_examples: int = Field(default=0, description="0 = all")
+
+
+@dg.asset(group_name=GROUP, deps=[seed_sft_examples], kinds={"pytorch"}, code_version="1",
+          description="The policy after supervised fine-tuning (TRL SFTTrainer) on the seed SFT examples.")
+def sft_model(context: dg.AssetExecutionContext, config: SFTModelConfig, warehouse: WarehouseResource,
+              training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    snap = warehouse.get().current_snapshot()
+    rows = _fetch(warehouse, snap, "SELECT prompt, response FROM seed_sft_examples_latest "
+                  "WHERE ? IS NULL OR source = ? ORDER BY id", [config.source, config.source])
+    if config.max_examples:
+        rows = rows[: config.max_examples]
+    if not rows:
+        raise dg.Failure("no SFT examples: materialize seed_sft_examples")
+    base = config.base_model or training.base_model
+    cfg = SFTRunConfig(base_model=training.resolve(base), output_dir="-", train_file="-", **config.common())
+    return _train(context, warehouse, training, pipes_client, kind="sft", module="training.sft", cfg=cfg,
+                  base_id=base, data_files={"train": rows}, snapshot=snap)
+
+
+# ---------------------------------------------------------------- reward model
+
+
+class RewardModelConfig(TrainConfig):
+    engine: Literal["trl", "fast"] = "trl"
+    data: Literal["both", "pipeline", "seed"] = Field(
+        default="both", description="pipeline: Path A's preference_pairs; seed: the seed pairs")
+    heldout_fraction: float = Field(default=0.1, description="pairs kept out of training for pair accuracy")
+    max_train_pairs: int = Field(default=0, description="0 = all")
+    max_eval_labels: int = Field(default=200, description="labelled evaluation items for AUC (0 = all)")
+
+
+@dg.asset(group_name=GROUP, deps=[preference_pairs, seed_preference_pairs, human_labels], kinds={"pytorch"},
+          code_version="1",
+          description="Bradley–Terry reward model on preference pairs; pair accuracy (all and length-matched) and "
+          "AUC on labelled items (all and 30–49 chars), each beside the length baseline.")
+def reward_model(context: dg.AssetExecutionContext, config: RewardModelConfig, warehouse: WarehouseResource,
+                 training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    snap = warehouse.get().current_snapshot()
+    pairs: list[dict] = []
+    if config.data in ("both", "pipeline"):
+        pairs += _fetch(warehouse, snap, "SELECT pp.id, p.text AS prompt, pp.chosen, pp.rejected "
+                        "FROM preference_pairs_latest pp JOIN prompts p ON p.id = pp.prompt_id ORDER BY pp.id")
+    if config.data in ("both", "seed"):
+        pairs += _fetch(warehouse, snap, "SELECT id, prompt, chosen, rejected FROM seed_preference_pairs_latest ORDER BY id")
+    train = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in pairs
+             if not heldout(r["id"], config.heldout_fraction)]
+    evals = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in pairs
+             if heldout(r["id"], config.heldout_fraction)]
+    if not train:
+        raise dg.Failure("no preference pairs: materialize preference_pairs or seed_preference_pairs")
+    _, _, evaluation = labelled_splits(warehouse, None, 0)
+    labels = [{"prompt": e.prompt, "response": e.response, "label": e.label} for e in evaluation]
+    if config.max_eval_labels:
+        labels = labels[: config.max_eval_labels]
+    base = config.base_model or training.base_model
+    cfg = RMRunConfig(base_model=training.resolve(base), output_dir="-", train_files=["-"], engine=config.engine,
+                      max_train_pairs=config.max_train_pairs, **config.common())
+    data = {"train": train, **({"eval_pairs": evals} if evals else {}), **({"eval_labels": labels} if labels else {})}
+    return _train(context, warehouse, training, pipes_client, kind="reward", module="training.rm", cfg=cfg,
+                  base_id=base, data_files=data, snapshot=snap)
+
+
+# ---------------------------------------------------------------- GRPO
+
+
+class GRPOPolicyConfig(TrainConfig):
+    reward: Literal["reward_model", "judge", "weighted"] = "reward_model"
+    reward_model_weight: float = 1.0
+    judge_weight: float = 1.0
+    principles_id: str | None = Field(default=None, description="S_D for the judge (default: best of newest loop)")
+    max_steps: int = 2
+    batch_size: int = Field(default=4, description="completions per step (prompts × num_generations)")
+    num_generations: int = 2
+    max_completion_length: int = 48
+    beta: float = 0.001
+    temperature: float = 1.0
+    max_prompts: int = Field(default=64, description="training prompts (0 = all)")
+    heldout_fraction: float = Field(default=0.1, description="prompts kept for policy_evaluation")
+    use_vllm: bool | None = None
+    generation: Literal["auto", "generate", "paged"] = "auto"
+
+
+@dg.asset(group_name=GROUP, deps=[sft_model, reward_model, judge_principles, prompts], kinds={"pytorch"},
+          code_version="1",
+          description="GRPO from the newest SFT model (TRL GRPOTrainer), reward = reward model | judge | weighted sum, "
+          "KL to the reference; reward, KL, completion length and clipping logged.")
+def grpo_policy(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, warehouse: WarehouseResource,
+                training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    snap = wh.current_snapshot()
+    sft = latest_model(wh, "sft")
+    base_id, base_path = (sft["model_id"], sft["artifact_path"]) if sft else (training.base_model, training.resolve())
+    lineage: dict[str, Any] = {"reward": config.reward}
+    kwargs: dict[str, Any] = {}
+    if config.reward in ("reward_model", "weighted"):
+        rm = latest_model(wh, "reward")
+        if rm is None:
+            raise dg.Failure("reward 'reward_model' needs a trained reward model: materialize reward_model")
+        lineage["reward_model_id"] = rm["model_id"]
+        kwargs["reward_model"] = rm["artifact_path"]
+    if config.reward in ("judge", "weighted"):
+        pid, s_d = chosen_principles(warehouse, config.principles_id)
+        lineage["principles_id"] = pid
+        kwargs["judge_principles"] = s_d
+        kwargs["judge_model"] = training.resolve()  # the judge is the base model, not the policy in training
+    ps = _fetch(warehouse, snap, "SELECT id, text FROM prompts_latest ORDER BY id")
+    train = [{"prompt": r["text"]} for r in ps if not heldout(r["id"], config.heldout_fraction)]
+    if config.max_prompts:
+        train = train[: config.max_prompts]
+    if not train:
+        raise dg.Failure("no prompts: materialize prompts")
+    cfg = GRPORunConfig(base_model=base_path, output_dir="-", prompts_file="-", reward=config.reward,
+                        reward_weights={"reward_model": config.reward_model_weight, "judge": config.judge_weight},
+                        num_generations=config.num_generations, max_completion_length=config.max_completion_length,
+                        beta=config.beta, temperature=config.temperature, use_vllm=config.use_vllm,
+                        generation=config.generation, **{**config.common(), **({"learning_rate": 1e-6}
+                                                                                if config.learning_rate is None else {})},
+                        **kwargs)
+    return _train(context, warehouse, training, pipes_client, kind="grpo", module="training.grpo", cfg=cfg,
+                  base_id=base_id, data_files={"train": train}, snapshot=snap, lineage=lineage)

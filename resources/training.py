@@ -1,0 +1,51 @@
+"""TrainingResource: where models live and how a training process is launched.
+
+Training runs out of process through Dagster Pipes (``PipesSubprocessClient`` by default), so a
+GPU job moves to Kubernetes or Ray by swapping the ``pipes_client`` resource. With more than one
+visible GPU the command is ``accelerate launch``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from resources.model_store import EMBEDDED_MODEL, ModelStore
+from warehouse.config import zhufu_home
+
+
+class TrainingResource(dg.ConfigurableResource):
+    model_store: str | None = Field(default=None, description="model store directory (default $ZHUFU_HOME/models)")
+    base_model: str = Field(default=EMBEDDED_MODEL, description="base checkpoint: store name, path or hub id")
+    python: str | None = Field(default=None, description="interpreter for training processes (default: this one)")
+    launcher: Literal["auto", "python", "accelerate"] = Field(
+        default="auto", description="auto: accelerate launch when more than one GPU is visible")
+
+    def store(self) -> ModelStore:
+        return ModelStore(self.model_store)
+
+    def resolve(self, model: str | None = None) -> str:
+        return self.store().resolve(model or self.base_model)
+
+    def run_dir(self, asset: str, run_id: str) -> Path:
+        path = zhufu_home() / "training" / asset / run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def artifact_dir(self, model_id: str) -> Path:
+        return self.store().root / model_id
+
+    def command(self, module: str, config_path: Path) -> list[str]:
+        python = self.python or sys.executable
+        launcher = self.launcher
+        if launcher == "auto":
+            import torch
+
+            launcher = "accelerate" if torch.cuda.device_count() > 1 else "python"
+        if launcher == "accelerate":
+            return [python, "-m", "accelerate.commands.launch", "-m", module, "--config", str(config_path)]
+        return [python, "-m", module, "--config", str(config_path)]

@@ -1,0 +1,76 @@
+"""Training assets through dg.materialize, each trainer launched through Dagster Pipes on a tiny
+real model: the registry gets a row per complete artifact with its input snapshot, unchanged
+inputs retrain nothing, candidates come from the SFT model, and the policies are evaluated."""
+
+import dagster as dg
+
+from assets import agreement, ingest, path_a, path_b, policy_eval, training
+from assets.partitions import prompt_batches
+from resources import (
+    DatasetsResource,
+    EmbedderResource,
+    LLMResource,
+    TrainingResource,
+    VectorStoreResource,
+    WarehouseResource,
+)
+from training import artifacts
+
+ASSETS = dg.load_assets_from_modules([ingest, path_a, path_b, agreement, training, policy_eval])
+SMALL = {"max_steps": 1, "batch_size": 2, "max_length": 256}
+
+
+def _run(resources, instance, keys, partition=None, config=None):
+    return dg.materialize(ASSETS, selection=[dg.AssetKey(k) for k in keys], resources=resources, instance=instance,
+                          partition_key=partition,
+                          run_config={"ops": {k: {"config": v} for k, v in (config or {}).items()}})
+
+
+def _meta(result, key):
+    return result.asset_materializations_for_node(key)[0].metadata
+
+
+def test_sft_reward_grpo_and_evaluation_register_models_with_lineage(zhufu_home, tmp_path, tiny_model_dir):
+    warehouse = WarehouseResource()
+    resources = {"warehouse": warehouse, "datasets": DatasetsResource(inbox_dir=str(tmp_path / "inbox")),
+                 "llm": LLMResource(warehouse=warehouse, model=str(tiny_model_dir), batch_size=8),
+                 "embedder": EmbedderResource(), "vectors": VectorStoreResource(),
+                 "training": TrainingResource(base_model=str(tiny_model_dir)),
+                 "pipes_client": dg.PipesSubprocessClient()}
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(prompt_batches.name, ["builtin"])
+    wh = warehouse.get()
+    _run(resources, instance, ["seed_sft_examples", "seed_preference_pairs", "human_labels"])
+    _run(resources, instance, ["prompts"], "builtin")
+
+    first = _run(resources, instance, ["sft_model"], config={"sft_model": SMALL})
+    meta = _meta(first, "sft_model")
+    sft_id = meta["model_id"].value
+    row = wh.sql("SELECT kind, input_snapshots, artifact_path FROM models WHERE model_id = ?", [sft_id]).row(0)
+    assert row[0] == "sft" and '"train"' in row[1] and artifacts.is_complete(row[2])
+    again = _run(resources, instance, ["sft_model"], config={"sft_model": SMALL})
+    assert _meta(again, "sft_model")["model_id"].value == sft_id
+    assert _meta(again, "sft_model")["rows_added"].value == 0  # same data and settings: nothing retrained
+
+    rm = _run(resources, instance, ["reward_model"], config={"reward_model": {
+        **SMALL, "engine": "fast", "max_eval_labels": 8, "heldout_fraction": 0.3}})
+    rm_meta = _meta(rm, "reward_model")
+    assert rm_meta["metrics"].value["eval_pairs"]["pairs"] > 0
+    assert "length_pair_acc" in rm_meta["metrics"].value["eval_pairs"]
+
+    grpo = _run(resources, instance, ["grpo_policy"], config={"grpo_policy": {
+        "max_steps": 1, "batch_size": 2, "num_generations": 2, "max_completion_length": 8, "max_prompts": 4}})
+    g = _meta(grpo, "grpo_policy")
+    hp = wh.sql("SELECT base, hyperparams FROM models WHERE model_id = ?", [g["model_id"].value]).row(0)
+    assert hp[0] == sft_id and rm_meta["model_id"].value in hp[1]
+
+    ev = _run(resources, instance, ["policy_evaluation"], config={"policy_evaluation": {
+        "max_prompts": 2, "max_new_tokens": 8, "with_judge": False, "heldout_fraction": 0.2}})
+    assert ev.success
+    kinds = wh.sql("SELECT model_kind, n, reward_mean FROM policy_evaluations ORDER BY model_kind").rows()
+    assert [k for k, _, _ in kinds] == ["base", "grpo", "sft"] and all(n == 2 and r is not None for _, n, r in kinds)
+    assert "sft_vs_base_rm" in _meta(ev, "policy_evaluation")
+
+    _run(resources, instance, ["candidates"], "builtin", config={"candidates": {"max_prompts": 1, "k": 1,
+                                                                                "max_new_tokens": 8}})
+    assert set(wh.sql("SELECT policy_model FROM candidates")["policy_model"]) == {sft_id}

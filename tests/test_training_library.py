@@ -1,0 +1,88 @@
+"""The training library on a tiny real model: SFT, both reward-model engines and GRPO leave a
+complete artifact with a manifest; bad input names its file and line; a failed run leaves none."""
+
+import json
+
+import pytest
+
+from training import artifacts
+from training.config import GRPORunConfig, RMRunConfig, SFTRunConfig
+from training.data import DataError, read_jsonl, write_jsonl
+from training.reporting import Reporter
+
+PAIRS = [{"prompt": f"给朋友写一句生日祝福{i}", "chosen": "愿你岁岁平安，笑口常开，所求皆如愿。", "rejected": "生日快乐"}
+         for i in range(6)]
+LABELS = [{"prompt": "新年祝福", "response": "新年快乐" * (1 + i % 3), "label": i % 2} for i in range(8)]
+
+
+@pytest.fixture
+def data(tmp_path):
+    write_jsonl(tmp_path / "sft.jsonl", [{"prompt": p["prompt"], "response": p["chosen"]} for p in PAIRS])
+    write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    write_jsonl(tmp_path / "labels.jsonl", LABELS)
+    write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p["prompt"]} for p in PAIRS])
+    return tmp_path
+
+
+def test_sft_then_reward_models_then_grpo_write_complete_artifacts(data, tiny_model_dir):
+    small = {"max_steps": 2, "batch_size": 2, "max_length": 256, "logging_steps": 1}
+    sft = SFTRunConfig(base_model=str(tiny_model_dir), output_dir=str(data / "sft"),
+                       train_file=str(data / "sft.jsonl"), **small)
+    with Reporter() as r:
+        m = __import__("training.sft", fromlist=["train"]).train(sft, r)
+    assert m["steps"] == 2 and artifacts.is_complete(data / "sft")
+    assert (data / "sft" / "config.json").is_file() and not (data / "sft.partial").exists()
+
+    from training import rm
+
+    for engine in ("trl", "fast"):
+        cfg = RMRunConfig(base_model=str(tiny_model_dir), output_dir=str(data / f"rm-{engine}"), engine=engine,
+                          train_files=[str(data / "pairs.jsonl")], eval_pairs_file=str(data / "pairs.jsonl"),
+                          eval_labels_file=str(data / "labels.jsonl"), **small)
+        with Reporter() as r:
+            m = rm.train(cfg, r)
+        assert m["steps"] == 2 and m["pairs_per_s"] > 0
+        ev = m["eval_pairs"]
+        assert ev["pairs"] == 6 and ev["length_pair_acc"] == 1.0 and 0 <= ev["pair_acc"] <= 1
+        lab = m["eval_labels"]
+        assert lab["labelled"] == 8 and lab["length_auc"] is not None and lab["threshold"] is not None
+        manifest = artifacts.read_manifest(data / f"rm-{engine}")
+        assert manifest["kind"] == "reward" and any("loss" in h for h in manifest["log_history"])
+
+    from training import grpo
+
+    cfg = GRPORunConfig(base_model=str(data / "sft"), output_dir=str(data / "grpo"),
+                        prompts_file=str(data / "prompts.jsonl"), eval_prompts_file=str(data / "prompts.jsonl"),
+                        max_eval_prompts=2, reward_model=str(data / "rm-fast"), max_steps=2, batch_size=4,
+                        num_generations=2, max_completion_length=8, logging_steps=1)
+    with Reporter() as r:
+        m = grpo.train(cfg, r)
+    assert m["steps"] == 2 and m["generation"] == "generate" and m["reward_first"] is not None
+    assert m["before"]["reward_mean"] is not None and artifacts.is_complete(data / "grpo")
+
+
+def test_a_failed_run_leaves_no_artifact(data, tiny_model_dir):
+    from training import grpo
+
+    cfg = GRPORunConfig(base_model=str(tiny_model_dir), output_dir=str(data / "grpo"),
+                        prompts_file=str(data / "prompts.jsonl"), reward="reward_model", reward_model=None)
+    with pytest.raises(ValueError, match="reward_model"), Reporter() as r:
+        grpo.train(cfg, r)
+    assert not artifacts.is_complete(data / "grpo")
+
+
+def test_bad_training_input_names_file_and_line(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(b'{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": "b"}\n')
+    with pytest.raises(DataError, match=r"pairs.jsonl:2: missing rejected"):
+        read_jsonl(path, ("prompt", "chosen", "rejected"))
+    path.write_bytes(b'{"prompt": "a"}\n{broken\n')
+    with pytest.raises(DataError, match=r"pairs.jsonl:2: broken JSON"):
+        read_jsonl(path, ("prompt",))
+    path.write_bytes(b'{"prompt": "\xff"}\n')
+    with pytest.raises(DataError, match=r"pairs.jsonl:1: invalid UTF-8"):
+        read_jsonl(path, ("prompt",))
+    cfg = tmp_path / "run.json"
+    cfg.write_text(json.dumps({"base_model": "x", "output_dir": "y", "train_file": "z", "typo": 1}))
+    with pytest.raises(ValueError, match="typo"):
+        SFTRunConfig.load(cfg)

@@ -1,0 +1,37 @@
+"""Model artifacts: trained into ``<dir>.partial`` and renamed only when complete, so a killed run
+never leaves something that looks like a model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "zhufu_manifest.json"
+
+
+def partial_dir(output_dir: str | Path) -> Path:
+    out = Path(output_dir)
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)  # leftovers of a killed run
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def finalize(tmp: Path, output_dir: str | Path, manifest: dict[str, Any]) -> Path:
+    out = Path(output_dir)
+    (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def is_complete(output_dir: str | Path) -> bool:
+    return (Path(output_dir) / MANIFEST).is_file()
+
+
+def read_manifest(output_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(output_dir) / MANIFEST).read_text(encoding="utf-8"))

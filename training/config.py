@@ -1,0 +1,80 @@
+"""Run configurations for ``python -m training.sft|rm|grpo --config run.json``.
+
+One pydantic model per trainer; the Dagster assets write these files, and so can a person.
+Defaults are the small CPU settings of the embedded demo; full runs are configurations.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LoRA(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    base_model: str = Field(description="HF model id or local path")
+    output_dir: str = Field(description="the artifact directory; written only once training completes")
+    seed: int = 0
+    learning_rate: float = 2e-5
+    batch_size: int = 8
+    max_steps: int = Field(default=-1, description="-1: train num_epochs")
+    num_epochs: float = 1.0
+    max_length: int = 256
+    logging_steps: int = 1
+    lora: LoRA | None = Field(default=None, description="train LoRA adapters (merged into the artifact) instead of all weights")
+    gradient_checkpointing: bool = False
+
+    @classmethod
+    def load(cls, path: str | Path):
+        return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def dump(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.model_dump_json(indent=1), encoding="utf-8")
+        return path
+
+
+class SFTRunConfig(RunConfig):
+    train_file: str = Field(description="JSONL of {prompt, response}")
+    learning_rate: float = 5e-5
+
+
+class RMRunConfig(RunConfig):
+    train_files: list[str] = Field(description="JSONL files of {prompt, chosen, rejected}")
+    eval_pairs_file: str | None = Field(default=None, description="held-out pairs for pair accuracy")
+    eval_labels_file: str | None = Field(default=None, description="JSONL of {prompt, response, label} for AUC")
+    engine: Literal["trl", "fast"] = Field(
+        default="trl", description="trl: RewardTrainer; fast: length-bucketed, padding-light Bradley-Terry loop")
+    max_train_pairs: int = Field(default=0, description="0 = all")
+
+
+class GRPORunConfig(RunConfig):
+    prompts_file: str = Field(description="JSONL of {prompt}")
+    reward: Literal["reward_model", "judge", "weighted"] = "reward_model"
+    reward_model: str | None = Field(default=None, description="path of a reward-model artifact")
+    judge_principles: list[str] = Field(default_factory=list, description="S_D for the judge reward")
+    judge_model: str | None = Field(default=None, description="model the judge runs on (default: the base model)")
+    reward_weights: dict[str, float] = Field(default_factory=lambda: {"reward_model": 1.0, "judge": 1.0})
+    num_generations: int = 4
+    max_completion_length: int = 128
+    temperature: float = 1.0
+    beta: float = Field(default=0.001, description="KL coefficient to the reference policy")
+    learning_rate: float = 1e-6
+    max_steps: int = 40
+    batch_size: int = Field(default=64, description="completions per step (prompts × num_generations)")
+    use_vllm: bool | None = Field(default=None, description="None: when vllm is importable and CUDA is present")
+    generation: Literal["auto", "generate", "paged"] = Field(
+        default="auto", description="transformers path when not on vLLM: plain generate or paged continuous batching")
+    eval_prompts_file: str | None = None
+    max_eval_prompts: int = 64

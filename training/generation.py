@@ -1,0 +1,35 @@
+"""Greedy generation for evaluation: a policy's greetings for held-out prompts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from training import devices
+
+
+@torch.no_grad()
+def generate(model_path: str, prompts: Sequence[str], *, max_new_tokens: int = 96, batch_size: int = 32,
+             model=None, tokenizer=None) -> list[str]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = tokenizer or AutoTokenizer.from_pretrained(model_path)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    owned = model is None
+    if owned:
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=devices.dtype()).to(devices.device())
+    was_training = model.training
+    model.eval()
+    out: list[str] = []
+    for i in range(0, len(prompts), batch_size):
+        chats = [[{"role": "user", "content": p}] for p in prompts[i:i + batch_size]]
+        enc = tok.apply_chat_template(chats, add_generation_prompt=True, return_tensors="pt", padding=True,
+                                      return_dict=True).to(model.device)
+        g = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+        out += [t.strip() for t in tok.batch_decode(g[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+    if was_training:
+        model.train()
+    return out

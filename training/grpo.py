@@ -1,0 +1,140 @@
+"""GRPO with TRL's GRPOTrainer: reward = reward model | judge | a weighted sum.
+
+    python -m training.grpo --config run.json
+
+KL to the reference policy (``beta``), n rollouts per prompt (``num_generations``). Logs reward,
+KL, mean completion length and clipped ratio (TRL's names). Generation: vLLM when importable on
+CUDA (``use_vllm``), otherwise transformers' plain or paged (continuous batching) generate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import time
+
+import torch
+
+from training import artifacts, devices
+from training.config import GRPORunConfig
+from training.data import prompt_records, read_jsonl
+from training.generation import generate
+from training.reporting import Reporter, ReporterCallback
+
+
+def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
+    from training.rewards import JudgeReward, RewardModelReward
+
+    funcs, weights = [], []
+    if cfg.reward in ("reward_model", "weighted"):
+        if not cfg.reward_model:
+            raise ValueError("reward 'reward_model' needs reward_model (a reward-model artifact path)")
+        funcs.append(RewardModelReward(cfg.reward_model))
+        weights.append(cfg.reward_weights.get("reward_model", 1.0))
+    if cfg.reward in ("judge", "weighted"):
+        if not cfg.judge_principles:
+            raise ValueError("reward 'judge' needs judge_principles (an S_D)")
+        from resources.llm.local import LocalBackend
+        from resources.llm.runtime import LLMRuntime
+
+        backend = LocalBackend(cfg.judge_model or cfg.base_model, batch_size=64, progress=False)
+        funcs.append(JudgeReward(LLMRuntime(backend), cfg.judge_principles))
+        weights.append(cfg.reward_weights.get("judge", 1.0))
+    return funcs, weights
+
+
+def use_vllm(cfg: GRPORunConfig) -> bool:
+    if cfg.use_vllm is not None:
+        return cfg.use_vllm
+    return devices.has_cuda() and importlib.util.find_spec("vllm") is not None
+
+
+def quick_eval(model, tok, prompts: list[str], score, max_new_tokens: int) -> dict:
+    outs = generate("", prompts, model=model, tokenizer=tok, max_new_tokens=max_new_tokens, batch_size=64)
+    s = score(prompts, outs)
+    return {"reward_mean": round(sum(s) / len(s), 4), "mean_chars": round(sum(map(len, outs)) / len(outs), 1),
+            "sample": outs[:3]}
+
+
+def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from training.sft import peft_config
+
+    prompts = read_jsonl(cfg.prompts_file, required=("prompt",))
+    eval_prompts = [r["prompt"] for r in read_jsonl(cfg.eval_prompts_file, ("prompt",))][: cfg.max_eval_prompts] \
+        if cfg.eval_prompts_file else []
+    tmp = artifacts.partial_dir(cfg.output_dir)
+    torch.manual_seed(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(cfg.base_model)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=devices.dtype() if devices.has_cuda()
+                                                 else torch.float32)
+    funcs, weights = reward_functions(cfg)
+    vllm = use_vllm(cfg)
+    paged = not vllm and (cfg.generation == "paged" or (cfg.generation == "auto" and devices.has_cuda()))
+    args = GRPOConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size,
+                      num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
+                      learning_rate=cfg.learning_rate, beta=cfg.beta, max_steps=cfg.max_steps,
+                      logging_steps=cfg.logging_steps, bf16=devices.has_cuda(), save_strategy="no", report_to=[],
+                      temperature=cfg.temperature, seed=cfg.seed, reward_weights=weights, use_vllm=vllm,
+                      vllm_mode="colocate", use_transformers_paged=paged, use_cpu=not devices.has_cuda(),
+                      gradient_checkpointing=cfg.gradient_checkpointing, log_completions=False)
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args,
+                          train_dataset=Dataset.from_list(prompt_records(prompts)), processing_class=tok,
+                          peft_config=peft_config(cfg), callbacks=[ReporterCallback(reporter)])
+    score = funcs[0] if funcs else None
+
+    def score_texts(ps, outs):
+        return score([[{"role": "user", "content": p}] for p in ps], [[{"role": "assistant", "content": o}]
+                                                                      for o in outs])
+
+    before = quick_eval(trainer.model, tok, eval_prompts, score_texts, cfg.max_completion_length) if eval_prompts else None
+    reporter.info(f"GRPO on {len(prompts)} prompts, reward={cfg.reward}, generation="
+                  f"{'vllm' if vllm else 'paged' if paged else 'generate'}, {devices.describe()}")
+    if devices.has_cuda():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.time()
+    out = trainer.train()
+    if devices.has_cuda():
+        torch.cuda.synchronize()
+    train_s = time.time() - t0
+    after = quick_eval(trainer.model, tok, eval_prompts, score_texts, cfg.max_completion_length) if eval_prompts else None
+    model = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(tmp / "trainer", ignore_errors=True)
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    metrics = {"steps": out.global_step, "train_s": round(train_s, 2), "s_per_step": round(train_s / max(out.global_step, 1), 3),
+               "completions_per_s": round(out.global_step * cfg.batch_size / train_s, 2),
+               "generation": "vllm" if vllm else "paged" if paged else "generate",
+               "reward_first": logs[0].get("reward") if logs else None, "reward_last": logs[-1].get("reward") if logs else None,
+               "kl_last": logs[-1].get("kl") if logs else None,
+               "completion_length_last": logs[-1].get("completions/mean_length") if logs else None,
+               "clipped_ratio_last": logs[-1].get("completions/clipped_ratio") if logs else None,
+               "before": before, "after": after, "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
+    artifacts.finalize(tmp, cfg.output_dir, {"kind": "grpo", "config": cfg.model_dump(), "metrics": metrics,
+                                             "log_history": reporter.history})
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.grpo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="a GRPORunConfig as JSON")
+    args = parser.parse_args(argv)
+    cfg = GRPORunConfig.load(args.config)
+    with Reporter() as reporter:
+        metrics = train(cfg, reporter)
+        reporter.info(f"GRPO done: {metrics}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Supervised fine-tuning with TRL's SFTTrainer (full or LoRA); loss on the greeting only.
+
+    python -m training.sft --config run.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from training import artifacts, devices
+from training.config import SFTRunConfig
+from training.data import read_jsonl, sft_records
+from training.reporting import Reporter, ReporterCallback
+
+
+def peft_config(cfg):
+    if cfg.lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+
+
+def train(cfg: SFTRunConfig, reporter: Reporter) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    rows = read_jsonl(cfg.train_file, required=("prompt", "response"))
+    tmp = artifacts.partial_dir(cfg.output_dir)
+    torch.manual_seed(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(cfg.base_model)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
+    args = SFTConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size,
+                     learning_rate=cfg.learning_rate, max_steps=cfg.max_steps, num_train_epochs=cfg.num_epochs,
+                     max_length=cfg.max_length, logging_steps=cfg.logging_steps, save_strategy="no", report_to=[],
+                     bf16=devices.has_cuda(), seed=cfg.seed, gradient_checkpointing=cfg.gradient_checkpointing,
+                     use_cpu=not devices.has_cuda(), dataloader_num_workers=0)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_records(rows)),
+                         processing_class=tok, peft_config=peft_config(cfg), callbacks=[ReporterCallback(reporter)])
+    reporter.info(f"SFT on {len(rows)} examples, {devices.describe()}")
+    t0 = time.time()
+    out = trainer.train()
+    train_s = time.time() - t0
+    model = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    metrics = {"train_loss": out.training_loss, "train_s": round(train_s, 2), "steps": out.global_step,
+               "examples": len(rows), "examples_per_s": round(len(rows) * cfg.num_epochs / train_s, 2)
+               if cfg.max_steps < 0 else None, "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
+    import shutil
+
+    shutil.rmtree(tmp / "trainer", ignore_errors=True)
+    artifacts.finalize(tmp, cfg.output_dir, {"kind": "sft", "config": cfg.model_dump(), "metrics": metrics,
+                                             "log_history": reporter.history})
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.sft", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="an SFTRunConfig as JSON")
+    args = parser.parse_args(argv)
+    cfg = SFTRunConfig.load(args.config)
+    with Reporter() as reporter:
+        metrics = train(cfg, reporter)
+        reporter.info(f"SFT done: {metrics}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -30,6 +30,7 @@ def main() -> int:
     rows = pairs(Path(a.data) / "reward_pairs_train.json")[: a.pairs]
     tok = AutoTokenizer.from_pretrained(a.model)
     tok.padding_side = "right"
+    tok.pad_token = tok.pad_token or tok.eos_token
     texts = chat_texts(tok, [r["prompt"] for r in rows] * 2, [r["chosen"] for r in rows] + [r["rejected"] for r in rows])
     enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=256, add_special_tokens=False)
     ids, mask = enc["input_ids"].cuda(), enc["attention_mask"].cuda()

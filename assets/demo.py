@@ -24,9 +24,14 @@ EXAMPLE_QUERIES = (
     ("What did the multi-agent labeller decide, and why? (Path A)",
      "SELECT v.label, left(c.text, 30) AS candidate, left(v.reason, 40) AS reason FROM verdicts_latest v "
      "JOIN candidates c ON c.id = v.candidate_id WHERE v.stage = 'reflect' LIMIT 6"),
-    ("How well does it agree with the human labels, beside the length baseline?",
-     "SELECT variant, subset, n, round(accuracy, 3) AS acc, round(kappa, 3) AS kappa, "
-     "round(length_accuracy, 3) AS length_acc FROM agreement_metrics_latest ORDER BY variant, subset"),
+    ("How well do the automatic labellers agree with the human labels, beside the length baseline?",
+     "SELECT evaluator, variant, subset, n, round(accuracy, 3) AS acc, round(kappa, 3) AS kappa, "
+     "round(length_accuracy, 3) AS length_acc FROM agreement_metrics_latest ORDER BY evaluator, variant, subset"),
+    ("Which models were trained, from which warehouse snapshot? (the registry)",
+     "SELECT model_id, kind, base, input_snapshots, artifact_path FROM models_latest ORDER BY created_at"),
+    ("How do the policies compare on held-out prompts?",
+     "SELECT model_kind, n, round(reward_mean, 3) AS rm_mean, rm_excellence_rate, judge_excellence_rate, "
+     "round(mean_chars, 1) AS mean_chars, round(distinct_2, 3) AS distinct_2 FROM policy_evaluations_latest"),
 )
 
 
@@ -87,13 +92,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m assets.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", nargs="*", help="prompt batches to materialize (default: all known)")
-    parser.add_argument("--prompts", type=int, default=8, help="prompts per batch that get candidates (0 = all)")
+    parser.add_argument("--prompts", type=int, default=4, help="prompts per batch that get candidates (0 = all)")
     parser.add_argument("--k", type=int, default=2, help="candidates per prompt")
-    parser.add_argument("--agreement-sample", type=int, default=8, help="human-labelled items for labeler_agreement")
+    parser.add_argument("--agreement-sample", type=int, default=6,
+                        help="human-labelled items for labeler_agreement and judge_agreement")
+    parser.add_argument("--train-steps", type=int, default=4, help="optimizer steps for SFT and the reward model")
+    parser.add_argument("--grpo-steps", type=int, default=2, help="GRPO steps")
     args = parser.parse_args()
+    # Small on purpose: the embedded default on a CPU. Full runs are Dagster run configs.
     overrides = {
         "candidates": {"max_prompts": args.prompts, "k": args.k},
         "labeler_agreement": {"sample_size": args.agreement_sample},
+        "judge_principles": {"iterations": 1, "generated_per_iteration": 2, "real_per_iteration": 4,
+                             "heldout_size": args.agreement_sample},
+        "judge_agreement": {"sample_size": args.agreement_sample},
+        "sft_model": {"max_steps": args.train_steps, "batch_size": 8},
+        "reward_model": {"max_steps": args.train_steps, "batch_size": 8, "max_eval_labels": 100},
+        "grpo_policy": {"max_steps": args.grpo_steps, "batch_size": 4, "num_generations": 2,
+                        "max_completion_length": 48, "max_prompts": 16},
+        "policy_evaluation": {"max_prompts": 4, "max_new_tokens": 48},
     }
     failures = materialize_all(args.batches, overrides=overrides)
     show(Warehouse(WarehouseConfig.from_env()))

@@ -3,7 +3,8 @@
     python -m bench.rm_throughput --model /tmp/smollm2_hf --data $SEED_DATA \
         --variants trl:32:2e-5 fast:32:2e-5 fast:128:8e-5
 
-A variant is ENGINE:BATCH:LR. Each trains SmolLM2 on reward_pairs_train.json for one epoch, then
+A variant is ENGINE:BATCH:LR[:PRECISION[:compile]] (fast engine: amp | bf16_master, and
+torch.compile of the decoder layers). Each trains SmolLM2 on reward_pairs_train.json for one epoch, then
 reports pairs/s and, beside the length baseline, dev pair accuracy (all / length-matched) and AUC
 on evaluation_dev.jsonl (all / 30–49 chars). Run it beside ../shared/anchors/rm_baseline.py in one
 call on the same machine and compare.
@@ -39,16 +40,18 @@ def main() -> int:
     files = export(args.data, work)
     results = []
     for i, v in enumerate(args.variants):
-        engine, bs, lr = v.split(":")
+        engine, bs, lr, *prec = v.split(":")
         out = args.save if args.save and i == len(args.variants) - 1 else str(work / f"model-{i}")
         cfg = RMRunConfig(base_model=args.model, output_dir=out, engine=engine, batch_size=int(bs),
+                          precision=prec[0] if prec else "auto", compile=prec[1:] == ["compile"],
                           learning_rate=float(lr), num_epochs=args.epochs, max_length=args.max_length,
                           logging_steps=50, train_files=[str(files["train"])], eval_pairs_file=str(files["dev"]),
                           eval_labels_file=str(files["labels"]))
         with Reporter() as r:
             m = rm.train(cfg, r)
         p, lab = m["eval_pairs"], m["eval_labels"]
-        results.append({"variant": v, "pairs": m["train_pairs"], "train_s": m["train_s"], "pairs_per_s": m["pairs_per_s"],
+        results.append({"variant": v, "pairs": m["train_pairs"], "train_s": m["train_s"], "prep_s": m["prep_s"],
+                        "pairs_per_s": m["pairs_per_s"], "precision": m["precision"],
                         "dev_acc": p["pair_acc"], "dev_len_matched_acc": p["pair_acc_len_matched"],
                         "len_matched_n": p["len_matched_n"], "length_dev_acc": p["length_pair_acc"],
                         "length_len_matched_acc": p["length_pair_acc_len_matched"], "auc": lab["auc"],

@@ -86,3 +86,37 @@ def test_bad_training_input_names_file_and_line(tmp_path):
     cfg.write_text(json.dumps({"base_model": "x", "output_dir": "y", "train_file": "z", "typo": 1}))
     with pytest.raises(ValueError, match="typo"):
         SFTRunConfig.load(cfg)
+
+
+def test_right_padding_needs_no_attention_mask_for_the_last_token_reward(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from training.scoring import last_token_rewards
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 7, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        a = last_token_rewards(model, ids, mask)
+        b = last_token_rewards(model, ids, mask, mask_attention=False)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_bf16_weights_with_fp32_master_copies_keep_small_updates(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from training.precision import MasterWeights
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+    before = model.score.weight.detach().clone()
+    mw = MasterWeights(model, lr=1e-6, fused=False)
+    assert model.score.weight.dtype == torch.bfloat16
+    for _ in range(3):
+        model(input_ids=torch.tensor([[5, 6, 7]])).logits.float().sum().backward()
+        mw.step()
+    model = mw.load_into(model)
+    delta = (model.score.weight - before).abs().max().item()
+    assert model.score.weight.dtype == torch.float32 and 0 < delta < 1e-4  # 1e-6 steps survive in fp32

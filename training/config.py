@@ -57,6 +57,11 @@ class RMRunConfig(RunConfig):
     engine: Literal["trl", "fast"] = Field(
         default="trl", description="trl: RewardTrainer; fast: length-bucketed, padding-light Bradley-Terry loop")
     max_train_pairs: int = Field(default=0, description="0 = all")
+    compile: bool = Field(default=False, description="fast engine: torch.compile each decoder layer (one graph, "
+                          "shared by all layers; costs compile time up front)")
+    precision: Literal["auto", "amp", "bf16_master"] = Field(
+        default="auto", description="fast engine on CUDA: amp = fp32 weights under bf16 autocast; bf16_master = bf16 "
+        "weights with fp32 master copies in the optimizer (auto); CPU: fp32")
 
 
 class GRPORunConfig(RunConfig):

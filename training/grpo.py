@@ -77,7 +77,8 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                                                  else torch.float32)
     funcs, weights = reward_functions(cfg)
     vllm = use_vllm(cfg)
-    paged = not vllm and (cfg.generation == "paged" or (cfg.generation == "auto" and devices.has_cuda()))
+    # auto → plain generate: paged continuous batching measured 3× slower at this size (bench/RESULTS.md)
+    paged = not vllm and cfg.generation == "paged"
     args = GRPOConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size,
                       num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
                       learning_rate=cfg.learning_rate, beta=cfg.beta, max_steps=cfg.max_steps,

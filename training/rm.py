@@ -88,6 +88,8 @@ def _pad(seqs: list[list[int]], pad_id: int, multiple: int = 8) -> tuple[torch.T
 
 
 def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporter) -> dict:
+    from training.precision import MasterWeights
+
     dev = devices.device()
     t0 = time.time()
     prompts = [r["prompt"] for r in rows]
@@ -95,29 +97,42 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     chosen = enc(chat_texts(tok, prompts, [r["chosen"] for r in rows]))
     rejected = enc(chat_texts(tok, prompts, [r["rejected"] for r in rows]))
     lengths = [max(len(a), len(b)) for a, b in zip(chosen, rejected, strict=True)]
+    prep_s = time.time() - t0
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     model.to(dev).train()
     steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.num_epochs)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0, fused=dev == "cuda")
+    precision = ("bf16_master" if dev == "cuda" else "fp32") if cfg.precision == "auto" else cfg.precision
+    master = MasterWeights(model, cfg.learning_rate, fused=dev == "cuda") if precision == "bf16_master" else None
+    opt = master.optimizer if master else torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
+                                                            weight_decay=0.0, fused=dev == "cuda")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / total))  # linear decay, as HF
+    if cfg.compile:
+        for layer in model.base_model.layers:  # identical layers: one compiled graph, reused
+            layer.compile(dynamic=True)
     step, losses, accs = 0, [], []
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    t1 = time.time()
     while step < total:
         for batch in length_buckets(lengths, cfg.batch_size, rng):
             if step >= total:
                 break
             ids, mask = _pad([chosen[i] for i in batch] + [rejected[i] for i in batch], tok.pad_token_id)
             ids, mask = ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
-            with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
-                r = last_token_rewards(model, ids, mask)
+            with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "amp"):
+                r = last_token_rewards(model, ids, mask, mask_attention=False)
             margin = r[: len(batch)] - r[len(batch):]
             loss = -torch.nn.functional.logsigmoid(margin).mean()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            if master:
+                master.step()
+            else:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
             sched.step()
-            opt.zero_grad(set_to_none=True)
             step += 1
             losses.append(loss.detach())
             accs.append((margin > 0).float().mean().detach())
@@ -128,7 +143,10 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
                                         "learning_rate": sched.get_last_lr()[0], "epoch": step / steps_per_epoch})
     if dev == "cuda":
         torch.cuda.synchronize()
-    return {"model": model, "train_s": time.time() - t0, "steps": step,
+    train_s = time.time() - t1
+    if master:
+        model = master.load_into(model)
+    return {"model": model, "train_s": train_s, "prep_s": prep_s, "steps": step, "precision": precision,
             "train_loss": torch.stack(losses).mean().item() if losses else None}
 
 
@@ -147,6 +165,7 @@ def train(cfg: RMRunConfig, reporter: Reporter) -> dict:
     pairs_seen = len(rows) * cfg.num_epochs if cfg.max_steps < 0 else res["steps"] * cfg.batch_size
     metrics = {"engine": cfg.engine, "train_pairs": len(rows), "steps": res["steps"],
                "train_s": round(res["train_s"], 2), "pairs_per_s": round(pairs_seen / res["train_s"], 1),
+               "prep_s": round(res.get("prep_s", 0.0), 2), "precision": res.get("precision", "trainer"),
                "train_loss": res["train_loss"], "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
     model = res["model"]
     model.eval()

@@ -18,9 +18,15 @@ def chat_texts(tokenizer, prompts: Sequence[str], responses: Sequence[str]) -> l
                                           tokenize=False) for p, r in zip(prompts, responses, strict=True)]
 
 
-def last_token_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """One scalar per row from a ``*ForSequenceClassification`` model, right padding."""
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+def last_token_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+                       mask_attention: bool = True) -> torch.Tensor:
+    """One scalar per row from a ``*ForSequenceClassification`` model, right padding.
+
+    With right padding and causal attention no real token attends to the padding after it, so
+    the mask can be left out (``mask_attention=False``): same rewards, and SDPA may take its
+    flash kernel instead of building a 4-D mask."""
+    hidden = model.base_model(input_ids=input_ids,
+                              attention_mask=attention_mask if mask_attention else None).last_hidden_state
     last = attention_mask.sum(dim=1) - 1
     h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     return model.score(h).squeeze(-1).float()

@@ -92,11 +92,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m assets.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", nargs="*", help="prompt batches to materialize (default: all known)")
-    parser.add_argument("--prompts", type=int, default=4, help="prompts per batch that get candidates (0 = all)")
+    parser.add_argument("--prompts", type=int, default=3, help="prompts per batch that get candidates (0 = all)")
     parser.add_argument("--k", type=int, default=2, help="candidates per prompt")
-    parser.add_argument("--agreement-sample", type=int, default=6,
+    parser.add_argument("--agreement-sample", type=int, default=4,
                         help="human-labelled items for labeler_agreement and judge_agreement")
-    parser.add_argument("--train-steps", type=int, default=4, help="optimizer steps for SFT and the reward model")
+    parser.add_argument("--train-steps", type=int, default=2, help="optimizer steps for SFT and the reward model")
     parser.add_argument("--grpo-steps", type=int, default=2, help="GRPO steps")
     args = parser.parse_args()
     # Small on purpose: the embedded default on a CPU. Full runs are Dagster run configs.
@@ -106,11 +106,11 @@ def main() -> int:
         "judge_principles": {"iterations": 1, "generated_per_iteration": 2, "real_per_iteration": 4,
                              "heldout_size": args.agreement_sample},
         "judge_agreement": {"sample_size": args.agreement_sample},
-        "sft_model": {"max_steps": args.train_steps, "batch_size": 8},
-        "reward_model": {"max_steps": args.train_steps, "batch_size": 8, "max_eval_labels": 100},
+        "sft_model": {"max_steps": args.train_steps, "batch_size": 4},
+        "reward_model": {"max_steps": args.train_steps, "batch_size": 4, "max_eval_labels": 40},
         "grpo_policy": {"max_steps": args.grpo_steps, "batch_size": 4, "num_generations": 2,
                         "max_completion_length": 48, "max_prompts": 16},
-        "policy_evaluation": {"max_prompts": 4, "max_new_tokens": 48},
+        "policy_evaluation": {"max_prompts": 3, "max_new_tokens": 48},
     }
     failures = materialize_all(args.batches, overrides=overrides)
     show(Warehouse(WarehouseConfig.from_env()))

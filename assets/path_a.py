@@ -105,8 +105,17 @@ def exemplar_index(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     rows = [{"id": content_id("exemplar", r["text"]), **r} for r in df.iter_rows(named=True)]
     emb = embedder.get()
     store = vectors.get()
-    vecs = emb.passages([f"{r['prompt']}\n{r['text']}" for r in rows])
-    version = store.write(EXEMPLAR_TABLE, rows, vecs)
+    last = wh.sql("SELECT lance_version, embedder FROM vector_indexes_latest WHERE index_name = ?", [EXEMPLAR_TABLE])
+    current = store.rows(EXEMPLAR_TABLE, ["id", "text", "prompt", "popularity"])
+    unchanged = (last.height and last["embedder"][0] == emb.model_id and current is not None
+                 and store.version(EXEMPLAR_TABLE) == last["lance_version"][0]
+                 and sorted(current, key=lambda r: r["id"]) == sorted(rows, key=lambda r: r["id"]))
+    if unchanged:  # same exemplars, same embedder: keep the version, so retrievals stay the same events
+        version = int(last["lance_version"][0])
+        context.log.info(f"exemplars unchanged: keeping LanceDB version {version}")
+    else:
+        vecs = emb.passages([f"{r['prompt']}\n{r['text']}" for r in rows])
+        version = store.write(EXEMPLAR_TABLE, rows, vecs)
     event = VectorIndexRow(index_name=EXEMPLAR_TABLE, lance_version=version, uri=store.uri,
                            embedder=emb.model_id, rows=len(rows))
     return warehouse.record(context, [event], main_table="vector_indexes", metadata={

@@ -41,6 +41,12 @@ class VectorStore:
         tbl = self.db.create_table(name, data=table, mode="overwrite")
         return int(tbl.version)
 
+    def rows(self, name: str, columns: list[str]) -> list[dict[str, Any]] | None:
+        """The current rows of ``name`` (only ``columns``), or None when there is no such table."""
+        if name not in self._names():
+            return None
+        return self.db.open_table(name).to_arrow().select(columns).to_pylist()
+
     def version(self, name: str) -> int | None:
         return int(self.db.open_table(name).version) if name in self._names() else None
 

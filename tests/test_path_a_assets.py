@@ -62,7 +62,10 @@ def test_path_a_chain_stores_every_stage_and_reruns_without_model_calls(env):
     assert checks["chosen_differs_from_rejected"]
     assert _meta(first, "verdicts")["llm_model_calls"].value == 2 * n
 
+    _run(resources, instance, SOURCES)  # the exemplars did not change: same LanceDB version, no new events
+    assert wh.count("vector_indexes") == 1
     again = _run(resources, instance, CHAIN, "builtin", CONFIG)
+    assert _meta(again, "retrievals")["rows_added"].value == 0
     for step in ("candidates", "debate_arguments", "verdicts"):
         assert _meta(again, step)["llm_model_calls"].value == 0, step
         assert _meta(again, step)["rows_added"].value == 0, step

@@ -9,7 +9,6 @@ CUDA (``use_vllm``), otherwise transformers' plain or paged (continuous batching
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import shutil
 import time
@@ -20,7 +19,7 @@ from training import artifacts, devices
 from training.config import GRPORunConfig
 from training.data import prompt_records, read_jsonl
 from training.generation import generate
-from training.reporting import Reporter, ReporterCallback
+from training.reporting import Reporter, ReporterCallback, run_cli
 
 
 def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
@@ -126,15 +125,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.grpo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="a GRPORunConfig as JSON")
-    args = parser.parse_args(argv)
-    cfg = GRPORunConfig.load(args.config)
-    with Reporter() as reporter:
-        metrics = train(cfg, reporter)
-        reporter.info(f"GRPO done: {metrics}")
-    return 0
+    return run_cli("training.grpo", __doc__, GRPORunConfig, train, argv)
 
 
 if __name__ == "__main__":

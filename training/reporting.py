@@ -63,3 +63,18 @@ class ReporterCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs:
             self.reporter.metrics(state.global_step, logs)
+
+
+def run_cli(module: str, doc: str | None, config_cls, train, argv: list[str] | None = None) -> int:
+    """``python -m training.<kind> --config run.json``: load the config, train under a Reporter."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help=f"a {config_cls.__name__} as JSON")
+    args = parser.parse_args(argv)
+    cfg = config_cls.load(args.config)
+    with Reporter() as reporter:
+        metrics = train(cfg, reporter)
+        reporter.info(f"{module} done: {metrics}")
+    return 0

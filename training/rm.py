@@ -9,7 +9,6 @@ pass, and uses fused AdamW under bf16 autocast on CUDA.
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import shutil
@@ -20,7 +19,7 @@ import torch
 from training import artifacts, devices
 from training.config import RMRunConfig
 from training.data import pair_records, read_jsonl
-from training.reporting import Reporter, ReporterCallback
+from training.reporting import Reporter, ReporterCallback, run_cli
 from training.rm_eval import evaluate_labels, evaluate_pairs
 from training.scoring import RewardScorer, chat_texts, last_token_rewards
 
@@ -182,15 +181,7 @@ def train(cfg: RMRunConfig, reporter: Reporter) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.rm", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="an RMRunConfig as JSON")
-    args = parser.parse_args(argv)
-    cfg = RMRunConfig.load(args.config)
-    with Reporter() as reporter:
-        metrics = train(cfg, reporter)
-        reporter.info(f"reward model done: {metrics}")
-    return 0
+    return run_cli("training.rm", __doc__, RMRunConfig, train, argv)
 
 
 if __name__ == "__main__":

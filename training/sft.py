@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from training import artifacts, devices
 from training.config import SFTRunConfig
 from training.data import read_jsonl, sft_records
-from training.reporting import Reporter, ReporterCallback
+from training.reporting import Reporter, ReporterCallback, run_cli
 
 
 def peft_config(cfg):
@@ -62,15 +61,7 @@ def train(cfg: SFTRunConfig, reporter: Reporter) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.sft", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="an SFTRunConfig as JSON")
-    args = parser.parse_args(argv)
-    cfg = SFTRunConfig.load(args.config)
-    with Reporter() as reporter:
-        metrics = train(cfg, reporter)
-        reporter.info(f"SFT done: {metrics}")
-    return 0
+    return run_cli("training.sft", __doc__, SFTRunConfig, train, argv)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 from training import artifacts, devices
@@ -52,8 +53,6 @@ def train(cfg: SFTRunConfig, reporter: Reporter) -> dict:
     metrics = {"train_loss": out.training_loss, "train_s": round(train_s, 2), "steps": out.global_step,
                "examples": len(rows), "examples_per_s": round(len(rows) * cfg.num_epochs / train_s, 2)
                if cfg.max_steps < 0 else None, "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
-    import shutil
-
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
     artifacts.finalize(tmp, cfg.output_dir, {"kind": "sft", "config": cfg.model_dump(), "metrics": metrics,
                                              "log_history": reporter.history})

@@ -10,7 +10,7 @@ from assets.path_b import chosen_principles
 from assets.training import grpo_policy, heldout, reward_model, sft_model
 from resources import LLMResource, TrainingResource, WarehouseResource
 from training.generation import generate
-from training.metrics import distinct_n, length_adjusted_gain, self_bleu
+from training.metrics import distinct_n, length_adjusted_gain, markdown_table, self_bleu
 from training.scoring import RewardScorer
 from warehouse.ids import content_id
 from warehouse.registry import latest_model
@@ -83,11 +83,6 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
 
 
 def _table(rows: list[PolicyEvaluationRow]) -> str:
-    def f(v):
-        return "–" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    cols = ("model_kind", "n", "reward_mean", "rm_excellence_rate", "judge_excellence_rate", "mean_chars",
-            "distinct_1", "distinct_2", "self_bleu")
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(f(getattr(r, c)) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_table([r.model_dump() for r in rows], (
+        "model_kind", "n", "reward_mean", "rm_excellence_rate", "judge_excellence_rate", "mean_chars",
+        "distinct_1", "distinct_2", "self_bleu"))

@@ -21,6 +21,7 @@ from resources import TrainingResource, WarehouseResource
 from training import artifacts
 from training.config import GRPORunConfig, LoRA, RMRunConfig, RunConfig, SFTRunConfig
 from training.data import write_jsonl
+from training.metrics import markdown_table
 from warehouse.ids import content_id
 from warehouse.registry import get_model, latest_model
 from warehouse.schema import ModelRow
@@ -101,12 +102,8 @@ def _file_fields(cfg: RunConfig, files: dict) -> dict[str, Any]:
 def _log_table(rows: list[dict], limit: int = 20) -> str:
     keys = [k for k in ("step", "loss", "accuracy", "reward", "kl", "completions/mean_length",
                         "completions/clipped_ratio", "learning_rate") if any(k in r for r in rows)]
-    step = max(1, len(rows) // limit)
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for r in rows[::step]:
-        lines.append("| " + " | ".join(f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, ""))
-                                       for k in keys) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows[:: max(1, len(rows) // limit)], keys,
+                          fmt=lambda v: f"{v:.4g}" if isinstance(v, float) else "" if v is None else str(v))
 
 
 class TrainConfig(dg.Config):

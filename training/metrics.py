@@ -131,15 +131,21 @@ def labeller_report(pred: Sequence[int | None], truth: Sequence[int], lengths: S
     return rows
 
 
+def _cell(v) -> str:
+    return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def markdown_table(rows: Sequence[dict], cols: Sequence[str], fmt=_cell) -> str:
+    """A markdown table of ``cols`` from dict rows (for Dagster metadata); missing values show "–"."""
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def report_markdown(rows: list[dict], keys: Sequence[str] = ("variant", "subset")) -> str:
     """A markdown table of labeller reports (for Dagster metadata)."""
-    def f(v):
-        return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-
-    cols = [*keys, "n", "parse_failures", "accuracy", "f1", "kappa", "spearman", "length_accuracy", "length_auc"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(f(r.get(c)) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_table(rows, [*keys, "n", "parse_failures", "accuracy", "f1", "kappa", "spearman",
+                                 "length_accuracy", "length_auc"])
 
 
 def self_bleu(texts: Sequence[str], max_n: int = 4) -> float | None:

@@ -20,12 +20,7 @@ from training import grpo
 from training.config import GRPORunConfig
 from training.data import write_jsonl
 from training.reporting import Reporter
-
-
-def _text(prompt) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    return [m["content"] for m in prompt if m["role"] == "user"][-1]
+from training.rewards import message_text
 
 
 def main() -> int:
@@ -44,8 +39,8 @@ def main() -> int:
     parser.add_argument("--out")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="grpo-bench-"))
-    train = [{"prompt": _text(r["prompt"])} for r in pq.read_table(f"{args.data}/grpo/train.parquet").to_pylist()]
-    test = [{"prompt": _text(r["prompt"])} for r in pq.read_table(f"{args.data}/grpo/test.parquet").to_pylist()]
+    train = [{"prompt": message_text(r["prompt"])} for r in pq.read_table(f"{args.data}/grpo/train.parquet").to_pylist()]
+    test = [{"prompt": message_text(r["prompt"])} for r in pq.read_table(f"{args.data}/grpo/test.parquet").to_pylist()]
     write_jsonl(work / "train.jsonl", train)
     write_jsonl(work / "test.jsonl", test[: args.eval_prompts])
     results = []

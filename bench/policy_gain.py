@@ -25,11 +25,8 @@ from training.data import write_jsonl
 from training.generation import generate
 from training.metrics import distinct_n, length_adjusted_gain
 from training.reporting import Reporter
+from training.rewards import message_text
 from training.scoring import RewardScorer
-
-
-def _text(prompt) -> str:
-    return prompt if isinstance(prompt, str) else [m["content"] for m in prompt if m["role"] == "user"][-1]
 
 
 def main() -> int:
@@ -54,9 +51,9 @@ def main() -> int:
     write_jsonl(work / "sft.jsonl", [{"prompt": r["instruction"] + (("\n" + r["input"]) if r.get("input") else ""),
                                       "response": r["output"]}
                                      for r in json.loads((data / "sft.json").read_text(encoding="utf-8"))])
-    write_jsonl(work / "grpo.jsonl", [{"prompt": _text(r["prompt"])}
+    write_jsonl(work / "grpo.jsonl", [{"prompt": message_text(r["prompt"])}
                                       for r in pq.read_table(data / "grpo/train.parquet").to_pylist()])
-    test = [_text(r["prompt"]) for r in pq.read_table(data / "grpo/test.parquet").to_pylist()][: a.eval_prompts]
+    test = [message_text(r["prompt"]) for r in pq.read_table(data / "grpo/test.parquet").to_pylist()][: a.eval_prompts]
     with Reporter() as r:
         s = sft.train(SFTRunConfig(base_model=a.model, output_dir=str(work / "sft"), train_file=str(work / "sft.jsonl"),
                                    batch_size=32, num_epochs=1, learning_rate=5e-5, logging_steps=20), r)

@@ -12,7 +12,7 @@ from agents import principles
 from agents.common import Runtime
 
 
-def _text(x: Any) -> str:
+def message_text(x: Any) -> str:
     """A prompt or completion as plain text: TRL passes strings or chat message lists."""
     if isinstance(x, str):
         return x
@@ -34,7 +34,7 @@ class JudgeReward:
         self.failed_reward = failed_reward
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
-        items = [(_text(p), _text(c)) for p, c in zip(prompts, completions, strict=True)]
+        items = [(message_text(p), message_text(c)) for p, c in zip(prompts, completions, strict=True)]
         results = principles.detect(self.runtime, items, self.s_d, tag="reward")
         return [float(r.parsed["label"]) if r.ok else self.failed_reward for r in results]
 
@@ -50,4 +50,4 @@ class RewardModelReward:
         self.scorer = RewardScorer(path, batch_size=batch_size)
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
-        return self.scorer.score([_text(p) for p in prompts], [_text(c) for c in completions])
+        return self.scorer.score([message_text(p) for p in prompts], [message_text(c) for c in completions])

@@ -2,7 +2,7 @@
 new tokens, reward = a trained reward model, bf16 — for each generation path.
 
     python -m bench.grpo_throughput --policy /tmp/smollm2_hf --reward-model /tmp/rm --data $SEED_DATA \
-        --steps 10 --generation generate paged
+        --steps 10 --generation graph generate
 
 Run it beside ../shared/anchors/grpo_baseline.py (STEPS=10) in one call on the same machine.
 """
@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--num-generations", type=int, default=4)
-    parser.add_argument("--generation", nargs="+", default=["generate", "paged"])
+    parser.add_argument("--generation", nargs="+", default=["graph", "generate"])
     parser.add_argument("--eval-prompts", type=int, default=128)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -55,7 +55,8 @@ def main() -> int:
             m = grpo.train(cfg, r)
         results.append({"generation": gen, "steps": m["steps"], "train_s": m["train_s"], "s_per_step": m["s_per_step"],
                         "completions_per_s": m["completions_per_s"], "reward_first": m["reward_first"],
-                        "reward_last": m["reward_last"], "rm_before": m["before"]["reward_mean"],
+                        "reward_last": m["reward_last"], "len_last": m["completion_length_last"],
+                        "kl_last": m["kl_last"], "rm_before": m["before"]["reward_mean"],
                         "rm_after": m["after"]["reward_mean"], "chars_before": m["before"]["mean_chars"],
                         "chars_after": m["after"]["mean_chars"], "peak_mem_gb": m["peak_mem_gb"], "device": m["device"]})
         print(json.dumps(results[-1], ensure_ascii=False), flush=True)

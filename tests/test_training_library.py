@@ -54,10 +54,10 @@ def test_sft_then_reward_models_then_grpo_write_complete_artifacts(data, tiny_mo
     cfg = GRPORunConfig(base_model=str(data / "sft"), output_dir=str(data / "grpo"),
                         prompts_file=str(data / "prompts.jsonl"), eval_prompts_file=str(data / "prompts.jsonl"),
                         max_eval_prompts=2, reward_model=str(data / "rm-fast"), max_steps=2, batch_size=4,
-                        num_generations=2, max_completion_length=8, logging_steps=1)
+                        num_generations=2, max_completion_length=8, logging_steps=1, generation="graph")
     with Reporter() as r:
         m = grpo.train(cfg, r)
-    assert m["steps"] == 2 and m["generation"] == "generate" and m["reward_first"] is not None
+    assert m["steps"] == 2 and m["generation"] == "graph" and m["graph_rollouts"] == 2 and m["reward_first"] is not None
     assert m["before"]["reward_mean"] is not None and artifacts.is_complete(data / "grpo")
 
 
@@ -120,3 +120,74 @@ def test_bf16_weights_with_fp32_master_copies_keep_small_updates(tiny_model_dir)
     model = mw.load_into(model)
     delta = (model.score.weight - before).abs().max().item()
     assert model.score.weight.dtype == torch.float32 and 0 < delta < 1e-4  # 1e-6 steps survive in fp32
+
+
+def test_packed_prefix_shared_rewards_equal_the_padded_forward_and_train(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from training.packing import common_prefix, pack_pairs, packed_rewards, use_packed_attention
+    from training.scoring import last_token_rewards
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).eval()
+    prompt = [[1, 5, 6, 7], [1, 9, 9], [1, 4]]
+    chosen = [p + r for p, r in zip(prompt, [[10, 11, 12], [13, 14, 15, 16, 17], [18]], strict=True)]
+    rejected = [p + r for p, r in zip(prompt, [[20], [21, 22], [23, 24, 25, 26]], strict=True)]
+    rejected.append(chosen[0][:3])  # a prefix of the chosen sequence: one token is still scored apart
+    chosen.append(list(chosen[0]))
+    assert common_prefix(chosen[3], rejected[3]) == 2
+    seqs = chosen + rejected
+    width = max(map(len, seqs))
+    ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+    with torch.no_grad():
+        padded = last_token_rewards(model, ids, mask)
+    batch = pack_pairs(chosen, rejected)
+    assert batch.n_tokens < int(mask.sum())  # prompts are computed once per pair
+    use_packed_attention(model)
+    with torch.no_grad():
+        c, r = packed_rewards(model, batch)
+    assert torch.allclose(torch.cat([c, r]), padded, atol=1e-4)
+    model.train()
+    c, r = packed_rewards(model, batch)
+    (-torch.nn.functional.logsigmoid(c - r).mean()).backward()
+    assert model.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+
+
+def test_graph_sampler_greedy_matches_generate_and_stops_at_eos(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from training.graph_sampler import GraphSampler, Sampling
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    prompts = [[1, 5, 6, 7, 8], [1, 9], [1, 4, 4]]
+    sampler = GraphSampler(model, eos_token_ids=[2], pad_token_id=0, sampling=Sampling(temperature=0))
+    ours = sampler.generate(prompts, 12)
+    width = max(map(len, prompts))
+    ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+    mask = (torch.arange(width)[None] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+    ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False, eos_token_id=2,
+                         pad_token_id=0)[:, width:].tolist()
+    for a, b in zip(ours, ref, strict=True):
+        assert a == b[: len(a)] and (len(a) == 12 or a[-1] == 2)
+    sampled = GraphSampler(model, eos_token_ids=[2], pad_token_id=0, sampling=Sampling(top_k=5, top_p=0.9))
+    assert all(1 <= len(c) <= 12 for c in sampled.generate(prompts, 12))
+
+
+def test_fused_rms_norm_matches_transformers_norm(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from training.kernels import apply
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+        assert apply(model, "fused_norm") == "fused_norm (5 norms)" or "(0 norms)" not in apply(model, "fused_norm")
+        after = model(input_ids=ids).logits
+    assert torch.allclose(before, after, atol=1e-5)

@@ -55,8 +55,13 @@ class RMRunConfig(RunConfig):
     eval_pairs_file: str | None = Field(default=None, description="held-out pairs for pair accuracy")
     eval_labels_file: str | None = Field(default=None, description="JSONL of {prompt, response, label} for AUC")
     engine: Literal["trl", "fast"] = Field(
-        default="trl", description="trl: RewardTrainer; fast: length-bucketed, padding-light Bradley-Terry loop")
+        default="trl", description="trl: RewardTrainer; fast: packed (or length-bucketed) Bradley-Terry loop")
     max_train_pairs: int = Field(default=0, description="0 = all")
+    packing: bool = Field(default=True, description="fast engine: one padding-free row per batch, the shared "
+                          "prompt computed once per pair (training/packing.py); off: length-bucketed padded rows")
+    kernels: Literal["transformers", "fused_norm", "liger"] = Field(
+        default="transformers", description="fast engine: fused_norm = torch's fused RMSNorm; liger = Liger "
+        "Kernel's Triton RMSNorm/RoPE/SwiGLU (optional dependency); training/kernels.py")
     compile: bool = Field(default=False, description="fast engine: torch.compile each decoder layer (one graph, "
                           "shared by all layers; costs compile time up front)")
     precision: Literal["auto", "amp", "bf16_master"] = Field(
@@ -79,7 +84,9 @@ class GRPORunConfig(RunConfig):
     max_steps: int = 40
     batch_size: int = Field(default=64, description="completions per step (prompts × num_generations)")
     use_vllm: bool | None = Field(default=None, description="None: when vllm is importable and CUDA is present")
-    generation: Literal["auto", "generate", "paged"] = Field(
-        default="auto", description="transformers path when not on vLLM: plain generate or paged continuous batching")
+    generation: Literal["auto", "graph", "generate", "paged"] = Field(
+        default="auto", description="rollouts when not on vLLM: graph = static KV cache + CUDA-graph decode steps "
+        "(Llama family; eager on CPU), generate = transformers' generate, paged = its continuous batching; "
+        "auto = graph on CUDA where supported, else generate")
     eval_prompts_file: str | None = None
     max_eval_prompts: int = 64

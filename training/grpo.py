@@ -4,7 +4,8 @@
 
 KL to the reference policy (``beta``), n rollouts per prompt (``num_generations``). Logs reward,
 KL, mean completion length and clipped ratio (TRL's names). Generation: vLLM when importable on
-CUDA (``use_vllm``), otherwise transformers' plain or paged (continuous batching) generate.
+CUDA (``use_vllm``); otherwise, on CUDA, the CUDA-graph sampler (``training/graph_sampler.py``)
+for Llama-family models, or transformers' plain or paged (continuous batching) generate.
 """
 
 from __future__ import annotations
@@ -49,6 +50,51 @@ def use_vllm(cfg: GRPORunConfig) -> bool:
     return devices.has_cuda() and importlib.util.find_spec("vllm") is not None
 
 
+def generation_mode(cfg: GRPORunConfig, model, vllm: bool) -> str:
+    from training.graph_sampler import unsupported_reason
+
+    if vllm:
+        return "vllm"
+    if cfg.generation != "auto":
+        return cfg.generation
+    # measured fastest first (bench/RESULTS.md): graph sampler, then plain generate (paged was 3× slower)
+    if devices.has_cuda() and cfg.lora is None and unsupported_reason(model) is None:
+        return "graph"
+    return "generate"
+
+
+def trainer_class():
+    """GRPOTrainer whose rollouts come from the graph sampler when ``graph_sampling`` is set."""
+    from trl import GRPOTrainer
+
+    from training.graph_sampler import GraphSampler, Sampling
+
+    class Trainer(GRPOTrainer):
+        graph_sampling = False
+        graph_rollouts = 0  # batches the graph sampler produced (the rest fell back to TRL's path)
+        _sampler = None
+
+        def _sampler_usable(self, images, multimodal_fields) -> bool:
+            plain = (not self.use_vllm and not self.use_transformers_continuous_batching and not images
+                     and not multimodal_fields and not self.args.generation_kwargs)
+            same_dist = (self.min_p in (None, 0.0) and self.repetition_penalty in (None, 1.0))
+            return self.graph_sampling and plain and same_dist
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+            if not self._sampler_usable(images, multimodal_fields):
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                     has_tool_images)
+            if self._sampler is None:
+                self._sampler = GraphSampler(
+                    self.accelerator.unwrap_model(self.model_wrapped), eos_token_ids=self.eos_token_ids,
+                    pad_token_id=self._tokenizer.pad_token_id,
+                    sampling=Sampling(temperature=self.temperature, top_k=self.top_k or 0, top_p=self.top_p or 1.0))
+            self.graph_rollouts += 1
+            return self._sampler.generate(prompt_ids, self.max_completion_length), None
+
+    return Trainer
+
+
 def quick_eval(model, tok, prompts: list[str], score, max_new_tokens: int) -> dict:
     outs = generate("", prompts, model=model, tokenizer=tok, max_new_tokens=max_new_tokens, batch_size=64)
     s = score(prompts, outs)
@@ -59,7 +105,7 @@ def quick_eval(model, tok, prompts: list[str], score, max_new_tokens: int) -> di
 def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     from training.sft import peft_config
 
@@ -76,8 +122,8 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                                                  else torch.float32)
     funcs, weights = reward_functions(cfg)
     vllm = use_vllm(cfg)
-    # auto → plain generate: paged continuous batching measured 3× slower at this size (bench/RESULTS.md)
-    paged = not vllm and cfg.generation == "paged"
+    mode = generation_mode(cfg, model, vllm)
+    paged = mode == "paged"
     args = GRPOConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size,
                       num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
                       learning_rate=cfg.learning_rate, beta=cfg.beta, max_steps=cfg.max_steps,
@@ -85,9 +131,10 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                       temperature=cfg.temperature, seed=cfg.seed, reward_weights=weights, use_vllm=vllm,
                       vllm_mode="colocate", use_transformers_paged=paged, use_cpu=not devices.has_cuda(),
                       gradient_checkpointing=cfg.gradient_checkpointing, log_completions=False)
-    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args,
+    trainer = trainer_class()(model=model, reward_funcs=funcs, args=args,
                           train_dataset=Dataset.from_list(prompt_records(prompts)), processing_class=tok,
                           peft_config=peft_config(cfg), callbacks=[ReporterCallback(reporter)])
+    trainer.graph_sampling = mode == "graph"
     score = funcs[0] if funcs else None
 
     def score_texts(ps, outs):
@@ -95,8 +142,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                                                                       for o in outs])
 
     before = quick_eval(trainer.model, tok, eval_prompts, score_texts, cfg.max_completion_length) if eval_prompts else None
-    reporter.info(f"GRPO on {len(prompts)} prompts, reward={cfg.reward}, generation="
-                  f"{'vllm' if vllm else 'paged' if paged else 'generate'}, {devices.describe()}")
+    reporter.info(f"GRPO on {len(prompts)} prompts, reward={cfg.reward}, generation={mode}, {devices.describe()}")
     if devices.has_cuda():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -113,7 +159,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     logs = [h for h in trainer.state.log_history if "reward" in h]
     metrics = {"steps": out.global_step, "train_s": round(train_s, 2), "s_per_step": round(train_s / max(out.global_step, 1), 3),
                "completions_per_s": round(out.global_step * cfg.batch_size / train_s, 2),
-               "generation": "vllm" if vllm else "paged" if paged else "generate",
+               "generation": mode, "graph_rollouts": trainer.graph_rollouts,
                "reward_first": logs[0].get("reward") if logs else None, "reward_last": logs[-1].get("reward") if logs else None,
                "kl_last": logs[-1].get("kl") if logs else None,
                "completion_length_last": logs[-1].get("completions/mean_length") if logs else None,

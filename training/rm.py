@@ -3,8 +3,9 @@
     python -m training.rm --config run.json
 
 Two engines: ``trl`` (TRL's RewardTrainer) and ``fast``: the same loss in a plain loop that
-tokenizes once, buckets pairs by length (little padding), runs chosen and rejected in one forward
-pass, and uses fused AdamW under bf16 autocast on CUDA.
+tokenizes once and runs chosen and rejected in one forward pass — packed into one padding-free
+row with the shared prompt computed once (``training/packing.py``), or, with ``packing`` off, as
+length-bucketed padded rows — with bf16 weights and fp32 master copies on CUDA.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import time
 
 import torch
 
-from training import artifacts, devices
+from training import artifacts, devices, kernels
 from training.config import RMRunConfig
 from training.data import pair_records, read_jsonl
+from training.packing import pack_pairs, packed_rewards, use_packed_attention
 from training.reporting import Reporter, ReporterCallback, run_cli
 from training.rm_eval import evaluate_labels, evaluate_pairs
 from training.scoring import RewardScorer, chat_texts, last_token_rewards
@@ -75,6 +77,12 @@ def length_buckets(lengths: list[int], batch_size: int, rng: random.Random) -> l
     return batches
 
 
+def random_batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
+    order = list(range(n))
+    rng.shuffle(order)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
 def _pad(seqs: list[list[int]], pad_id: int, multiple: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     width = (width + multiple - 1) // multiple * multiple
@@ -110,19 +118,29 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     if cfg.compile:
         for layer in model.base_model.layers:  # identical layers: one compiled graph, reused
             layer.compile(dynamic=True)
-    step, losses, accs = 0, [], []
+    attn_before = use_packed_attention(model) if cfg.packing else None
+    applied = kernels.apply(model, cfg.kernels)
+    step, losses, accs, tokens, seen = 0, [], [], 0, 0
     if dev == "cuda":
         torch.cuda.synchronize()
     t1 = time.time()
     while step < total:
-        for batch in length_buckets(lengths, cfg.batch_size, rng):
+        for batch in (random_batches(len(rows), cfg.batch_size, rng) if cfg.packing
+                      else length_buckets(lengths, cfg.batch_size, rng)):
             if step >= total:
                 break
-            ids, mask = _pad([chosen[i] for i in batch] + [rejected[i] for i in batch], tok.pad_token_id)
-            ids, mask = ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
             with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "amp"):
-                r = last_token_rewards(model, ids, mask, mask_attention=False)
-            margin = r[: len(batch)] - r[len(batch):]
+                if cfg.packing:
+                    packed = pack_pairs([chosen[i] for i in batch], [rejected[i] for i in batch]).to(dev)
+                    tokens += packed.n_tokens
+                    r_chosen, r_rejected = packed_rewards(model, packed)
+                    margin = r_chosen - r_rejected
+                else:
+                    ids, mask = _pad([chosen[i] for i in batch] + [rejected[i] for i in batch], tok.pad_token_id)
+                    ids, mask = ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
+                    tokens += ids.numel()
+                    r = last_token_rewards(model, ids, mask, mask_attention=False)
+                    margin = r[: len(batch)] - r[len(batch):]
             loss = -torch.nn.functional.logsigmoid(margin).mean()
             loss.backward()
             if master:
@@ -133,6 +151,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
                 opt.zero_grad(set_to_none=True)
             sched.step()
             step += 1
+            seen += len(batch)
             losses.append(loss.detach())
             accs.append((margin > 0).float().mean().detach())
             if step % cfg.logging_steps == 0 or step == total:
@@ -145,7 +164,10 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     train_s = time.time() - t1
     if master:
         model = master.load_into(model)
+    if attn_before:
+        use_packed_attention(model, attn_before)  # the saved model loads with its usual attention
     return {"model": model, "train_s": train_s, "prep_s": prep_s, "steps": step, "precision": precision,
+            "tokens_per_pair": round(tokens / max(seen, 1), 1), "kernels": applied,
             "train_loss": torch.stack(losses).mean().item() if losses else None}
 
 
@@ -165,6 +187,8 @@ def train(cfg: RMRunConfig, reporter: Reporter) -> dict:
     metrics = {"engine": cfg.engine, "train_pairs": len(rows), "steps": res["steps"],
                "train_s": round(res["train_s"], 2), "pairs_per_s": round(pairs_seen / res["train_s"], 1),
                "prep_s": round(res.get("prep_s", 0.0), 2), "precision": res.get("precision", "trainer"),
+               "packing": cfg.engine == "fast" and cfg.packing, "tokens_per_pair": res.get("tokens_per_pair"),
+               "kernels": res.get("kernels"),
                "train_loss": res["train_loss"], "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
     model = res["model"]
     model.eval()

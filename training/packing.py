@@ -49,7 +49,10 @@ class PackedPairs:
     rejected_last: torch.Tensor  # long [n]
 
     def to(self, device) -> PackedPairs:
-        moved = {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+        """Copies from pinned memory, so the host packs the next batch while the GPU works (a copy
+        from pageable memory waits for the GPU to drain first)."""
+        pin = torch.device(device).type == "cuda"
+        moved = {k: ((v.pin_memory() if pin else v).to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                  for k, v in self.__dict__.items()}
         return PackedPairs(**moved)
 

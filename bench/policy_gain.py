@@ -57,8 +57,8 @@ def main() -> int:
     with Reporter() as r:
         s = sft.train(SFTRunConfig(base_model=a.model, output_dir=str(work / "sft"), train_file=str(work / "sft.jsonl"),
                                    batch_size=32, num_epochs=1, learning_rate=5e-5, logging_steps=20), r)
-        m = rm.train(RMRunConfig(base_model=a.model, output_dir=str(work / "rm"), engine="fast", batch_size=128,
-                                 learning_rate=8e-5, train_files=[str(files["train"])], logging_steps=20), r)
+        m = rm.train(RMRunConfig(base_model=a.model, output_dir=str(work / "rm"), engine="fast", batch_size=256,
+                                 learning_rate=1.6e-4, train_files=[str(files["train"])], logging_steps=20), r)
         g = grpo.train(GRPORunConfig(base_model=str(work / "sft"), output_dir=str(work / "grpo"),
                                      prompts_file=str(work / "grpo.jsonl"), reward_model=str(work / "rm"),
                                      max_steps=a.grpo_steps, batch_size=64, num_generations=4,

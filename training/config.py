@@ -34,6 +34,9 @@ class RunConfig(BaseModel):
     logging_steps: int = 1
     lora: LoRA | None = Field(default=None, description="train LoRA adapters (merged into the artifact) instead of all weights")
     gradient_checkpointing: bool = False
+    kernels: Literal["auto", "transformers", "fused_norm", "liger"] = Field(
+        default="auto", description="fused_norm = torch's fused RMSNorm; liger = Liger Kernel's Triton "
+        "RMSNorm/RoPE/SwiGLU (optional dependency); auto = fused_norm on CUDA (training/kernels.py)")
 
     @classmethod
     def load(cls, path: str | Path):
@@ -59,9 +62,6 @@ class RMRunConfig(RunConfig):
     max_train_pairs: int = Field(default=0, description="0 = all")
     packing: bool = Field(default=True, description="fast engine: one padding-free row per batch, the shared "
                           "prompt computed once per pair (training/packing.py); off: length-bucketed padded rows")
-    kernels: Literal["transformers", "fused_norm", "liger"] = Field(
-        default="transformers", description="fast engine: fused_norm = torch's fused RMSNorm; liger = Liger "
-        "Kernel's Triton RMSNorm/RoPE/SwiGLU (optional dependency); training/kernels.py")
     compile: bool = Field(default=False, description="fast engine: torch.compile each decoder layer (one graph, "
                           "shared by all layers; costs compile time up front)")
     precision: Literal["auto", "amp", "bf16_master"] = Field(

@@ -81,7 +81,7 @@ class GraphSampler:
 
     # --- the model, written against a static cache ----------------------------------------------
 
-    def _attend(self, layer, h, s: _State, li: int, positions, write, key_mask):
+    def _attend(self, layer, h, s: _State, li: int, rotary, write, key_mask):
         """One attention block. h [B, S, hidden]; writes K/V at ``write`` (cache slots, [S] or a
         1-element slot tensor); key_mask [B, S, L] says which cache slots each query may see."""
         attn = layer.self_attn
@@ -90,8 +90,7 @@ class GraphSampler:
         q = attn.q_proj(h).view(b, n, heads, d).transpose(1, 2)
         k = attn.k_proj(h).view(b, n, kv_heads, d).transpose(1, 2)
         v = attn.v_proj(h).view(b, n, kv_heads, d).transpose(1, 2)
-        cos, sin = self.body.rotary_emb(v, positions)
-        q, k = self.rope(q, k, cos, sin)
+        q, k = self.rope(q, k, *rotary)
         s.k[li].index_copy_(2, write, k)
         s.v[li].index_copy_(2, write, v)
         groups = heads // kv_heads
@@ -105,8 +104,9 @@ class GraphSampler:
     def _forward(self, ids, s: _State, positions, write, key_mask) -> torch.Tensor:
         """Logits of the last position of ``ids`` [B, S]."""
         x = self.body.embed_tokens(ids)
+        rotary = self.body.rotary_emb(x, positions)  # (cos, sin), shared by every layer
         for li, layer in enumerate(self.body.layers):
-            x = x + self._attend(layer, layer.input_layernorm(x), s, li, positions, write, key_mask)
+            x = x + self._attend(layer, layer.input_layernorm(x), s, li, rotary, write, key_mask)
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         return self.model.lm_head(self.body.norm(x[:, -1])).float()
 

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from training import artifacts, devices
+from training import artifacts, devices, kernels
 from training.config import GRPORunConfig
 from training.data import prompt_records, read_jsonl
 from training.generation import generate
@@ -120,6 +120,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=devices.dtype() if devices.has_cuda()
                                                  else torch.float32)
+    applied = kernels.apply(model, cfg.kernels)  # the policy: rollouts and training passes
     funcs, weights = reward_functions(cfg)
     vllm = use_vllm(cfg)
     mode = generation_mode(cfg, model, vllm)
@@ -159,7 +160,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     logs = [h for h in trainer.state.log_history if "reward" in h]
     metrics = {"steps": out.global_step, "train_s": round(train_s, 2), "s_per_step": round(train_s / max(out.global_step, 1), 3),
                "completions_per_s": round(out.global_step * cfg.batch_size / train_s, 2),
-               "generation": mode, "graph_rollouts": trainer.graph_rollouts,
+               "generation": mode, "graph_rollouts": trainer.graph_rollouts, "kernels": applied,
                "reward_first": logs[0].get("reward") if logs else None, "reward_last": logs[-1].get("reward") if logs else None,
                "kl_last": logs[-1].get("kl") if logs else None,
                "completion_length_last": logs[-1].get("completions/mean_length") if logs else None,

@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-Kernels = Literal["transformers", "fused_norm", "liger"]
+Kernels = Literal["auto", "transformers", "fused_norm", "liger"]
 
 
 def _rms_norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -36,7 +36,10 @@ def fuse_rms_norms(model: torch.nn.Module) -> int:
 
 
 def apply(model: torch.nn.Module, kernels: Kernels) -> str:
-    """Patch ``model`` in place; returns what was applied."""
+    """Patch ``model`` in place; returns what was applied. ``auto``: fused_norm on CUDA (measured
+    faster, bench/RESULTS.md), transformers' modules elsewhere."""
+    if kernels == "auto":
+        kernels = "fused_norm" if torch.cuda.is_available() else "transformers"
     if kernels == "transformers":
         return "transformers"
     if kernels == "fused_norm":

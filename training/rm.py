@@ -119,7 +119,6 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
         for layer in model.base_model.layers:  # identical layers: one compiled graph, reused
             layer.compile(dynamic=True)
     attn_before = use_packed_attention(model) if cfg.packing else None
-    applied = kernels.apply(model, cfg.kernels)
     step, losses, accs, tokens, seen = 0, [], [], 0, 0
     if dev == "cuda":
         torch.cuda.synchronize()
@@ -167,7 +166,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     if attn_before:
         use_packed_attention(model, attn_before)  # the saved model loads with its usual attention
     return {"model": model, "train_s": train_s, "prep_s": prep_s, "steps": step, "precision": precision,
-            "tokens_per_pair": round(tokens / max(seen, 1), 1), "kernels": applied,
+            "tokens_per_pair": round(tokens / max(seen, 1), 1),
             "train_loss": torch.stack(losses).mean().item() if losses else None}
 
 
@@ -178,6 +177,7 @@ def train(cfg: RMRunConfig, reporter: Reporter) -> dict:
     tmp = artifacts.partial_dir(cfg.output_dir)
     torch.manual_seed(cfg.seed)
     model, tok = _model_and_tokenizer(cfg.base_model)
+    applied = kernels.apply(model, cfg.kernels)
     reporter.info(f"reward model ({cfg.engine}) on {len(rows)} pairs, {devices.describe()}")
     if devices.has_cuda():
         torch.cuda.reset_peak_memory_stats()
@@ -188,7 +188,7 @@ def train(cfg: RMRunConfig, reporter: Reporter) -> dict:
                "train_s": round(res["train_s"], 2), "pairs_per_s": round(pairs_seen / res["train_s"], 1),
                "prep_s": round(res.get("prep_s", 0.0), 2), "precision": res.get("precision", "trainer"),
                "packing": cfg.engine == "fast" and cfg.packing, "tokens_per_pair": res.get("tokens_per_pair"),
-               "kernels": res.get("kernels"),
+               "kernels": applied,
                "train_loss": res["train_loss"], "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
     model = res["model"]
     model.eval()

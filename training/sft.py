@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import time
 
-from training import artifacts, devices
+from training import artifacts, devices, kernels
 from training.config import SFTRunConfig
 from training.data import read_jsonl, sft_records
 from training.reporting import Reporter, ReporterCallback, run_cli
@@ -36,6 +36,7 @@ def train(cfg: SFTRunConfig, reporter: Reporter) -> dict:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
+    applied = kernels.apply(model, cfg.kernels)
     args = SFTConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size,
                      learning_rate=cfg.learning_rate, max_steps=cfg.max_steps, num_train_epochs=cfg.num_epochs,
                      max_length=cfg.max_length, logging_steps=cfg.logging_steps, save_strategy="no", report_to=[],
@@ -50,7 +51,7 @@ def train(cfg: SFTRunConfig, reporter: Reporter) -> dict:
     model = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
-    metrics = {"train_loss": out.training_loss, "train_s": round(train_s, 2), "steps": out.global_step,
+    metrics = {"kernels": applied, "train_loss": out.training_loss, "train_s": round(train_s, 2), "steps": out.global_step,
                "examples": len(rows), "examples_per_s": round(len(rows) * cfg.num_epochs / train_s, 2)
                if cfg.max_steps < 0 else None, "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
     shutil.rmtree(tmp / "trainer", ignore_errors=True)

@@ -116,10 +116,12 @@ class TrainConfig(dg.Config):
     lora: bool = Field(default=False, description="LoRA adapters (merged into the artifact)")
     lora_r: int = 16
     seed: int = 0
+    kernels: Literal["auto", "transformers", "fused_norm", "liger"] = Field(
+        default="auto", description="auto: torch's fused RMSNorm on CUDA, transformers' modules on CPU")
 
     def common(self) -> dict[str, Any]:
         d = {"max_steps": self.max_steps, "num_epochs": self.num_epochs, "batch_size": self.batch_size,
-             "max_length": self.max_length, "seed": self.seed, "lora": LoRA(r=self.lora_r, alpha=2 * self.lora_r)
+             "max_length": self.max_length, "seed": self.seed, "kernels": self.kernels, "lora": LoRA(r=self.lora_r, alpha=2 * self.lora_r)
              if self.lora else None}
         if self.learning_rate is not None:
             d["learning_rate"] = self.learning_rate
@@ -155,7 +157,9 @@ def sft_model(context: dg.AssetExecutionContext, config: SFTModelConfig, warehou
 
 
 class RewardModelConfig(TrainConfig):
-    engine: Literal["trl", "fast"] = "trl"
+    engine: Literal["trl", "fast"] = Field(default="trl", description="trl: RewardTrainer; fast: zhufu's packed "
+                                           "loop (6–7.7× the plain-TRL anchor on an H100, bench/RESULTS.md)")
+    packing: bool | None = Field(default=None, description="fast engine: packed prefix-shared rows (None: on CUDA)")
     data: Literal["both", "pipeline", "seed"] = Field(
         default="both", description="pipeline: Path A's preference_pairs; seed: the seed pairs")
     heldout_fraction: float = Field(default=0.1, description="pairs kept out of training for pair accuracy")
@@ -188,7 +192,7 @@ def reward_model(context: dg.AssetExecutionContext, config: RewardModelConfig, w
         labels = labels[: config.max_eval_labels]
     base = config.base_model or training.base_model
     cfg = RMRunConfig(base_model=training.resolve(base), output_dir="-", train_files=["-"], engine=config.engine,
-                      max_train_pairs=config.max_train_pairs, **config.common())
+                      packing=config.packing, max_train_pairs=config.max_train_pairs, **config.common())
     data = {"train": train, **({"eval_pairs": evals} if evals else {}), **({"eval_labels": labels} if labels else {})}
     return _train(context, warehouse, training, pipes_client, kind="reward", module="training.rm", cfg=cfg,
                   base_id=base, data_files=data, snapshot=snap)
@@ -211,7 +215,8 @@ class GRPOPolicyConfig(TrainConfig):
     max_prompts: int = Field(default=64, description="training prompts (0 = all)")
     heldout_fraction: float = Field(default=0.1, description="prompts kept for policy_evaluation")
     use_vllm: bool | None = None
-    generation: Literal["auto", "generate", "paged"] = "auto"
+    generation: Literal["auto", "graph", "generate", "paged"] = Field(
+        default="auto", description="rollouts without vLLM: graph = CUDA-graph sampler (auto on CUDA), generate, paged")
 
 
 @dg.asset(group_name=GROUP, deps=[sft_model, reward_model, judge_principles, prompts], kinds={"pytorch"},

@@ -46,7 +46,7 @@ def main() -> int:
         out = args.save if args.save and i == len(args.variants) - 1 else str(work / f"model-{i}")
         cfg = RMRunConfig(base_model=args.model, output_dir=out, engine=engine, batch_size=int(bs),
                           precision=prec[0] if prec else "auto", compile="compile" in flags,
-                          packing="nopack" not in flags,
+                          packing="nopack" not in flags if engine == "fast" else None,
                           kernels="fused_norm" if "fusednorm" in flags else "liger" if "liger" in flags else "transformers",
                           learning_rate=float(lr), num_epochs=args.epochs, max_length=args.max_length,
                           logging_steps=50, train_files=[str(files["train"])], eval_pairs_file=str(files["dev"]),

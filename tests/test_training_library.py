@@ -35,18 +35,19 @@ def test_sft_then_reward_models_then_grpo_write_complete_artifacts(data, tiny_mo
 
     from training import rm
 
-    for engine in ("trl", "fast"):
-        cfg = RMRunConfig(base_model=str(tiny_model_dir), output_dir=str(data / f"rm-{engine}"), engine=engine,
+    for engine, packing in (("trl", None), ("fast", True), ("fast", False)):
+        name = f"rm-{engine}" + ("-bucketed" if packing is False else "")
+        cfg = RMRunConfig(base_model=str(tiny_model_dir), output_dir=str(data / name), engine=engine, packing=packing,
                           train_files=[str(data / "pairs.jsonl")], eval_pairs_file=str(data / "pairs.jsonl"),
                           eval_labels_file=str(data / "labels.jsonl"), **small)
         with Reporter() as r:
             m = rm.train(cfg, r)
-        assert m["steps"] == 2 and m["pairs_per_s"] > 0
+        assert m["steps"] == 2 and m["pairs_per_s"] > 0 and m["packing"] is bool(packing)
         ev = m["eval_pairs"]
         assert ev["pairs"] == 6 and ev["length_pair_acc"] == 1.0 and 0 <= ev["pair_acc"] <= 1
         lab = m["eval_labels"]
         assert lab["labelled"] == 8 and lab["length_auc"] is not None and lab["threshold"] is not None
-        manifest = artifacts.read_manifest(data / f"rm-{engine}")
+        manifest = artifacts.read_manifest(data / name)
         assert manifest["kind"] == "reward" and any("loss" in h for h in manifest["log_history"])
 
     from training import grpo

@@ -60,8 +60,9 @@ class RMRunConfig(RunConfig):
     engine: Literal["trl", "fast"] = Field(
         default="trl", description="trl: RewardTrainer; fast: packed (or length-bucketed) Bradley-Terry loop")
     max_train_pairs: int = Field(default=0, description="0 = all")
-    packing: bool = Field(default=True, description="fast engine: one padding-free row per batch, the shared "
-                          "prompt computed once per pair (training/packing.py); off: length-bucketed padded rows")
+    packing: bool | None = Field(default=None, description="fast engine: one padding-free row per batch, the "
+                                 "shared prompt computed once per pair (training/packing.py); off: length-bucketed "
+                                 "padded rows; None: on with CUDA (its varlen kernel), off on CPU")
     compile: bool = Field(default=False, description="fast engine: torch.compile each decoder layer (one graph, "
                           "shared by all layers; costs compile time up front)")
     precision: Literal["auto", "amp", "bf16_master"] = Field(

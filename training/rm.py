@@ -118,18 +118,19 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     if cfg.compile:
         for layer in model.base_model.layers:  # identical layers: one compiled graph, reused
             layer.compile(dynamic=True)
-    attn_before = use_packed_attention(model) if cfg.packing else None
+    packing = cfg.packing if cfg.packing is not None else dev == "cuda"
+    attn_before = use_packed_attention(model) if packing else None
     step, losses, accs, tokens, seen = 0, [], [], 0, 0
     if dev == "cuda":
         torch.cuda.synchronize()
     t1 = time.time()
     while step < total:
-        for batch in (random_batches(len(rows), cfg.batch_size, rng) if cfg.packing
+        for batch in (random_batches(len(rows), cfg.batch_size, rng) if packing
                       else length_buckets(lengths, cfg.batch_size, rng)):
             if step >= total:
                 break
             with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "amp"):
-                if cfg.packing:
+                if packing:
                     packed = pack_pairs([chosen[i] for i in batch], [rejected[i] for i in batch]).to(dev)
                     tokens += packed.n_tokens
                     r_chosen, r_rejected = packed_rewards(model, packed)
@@ -166,7 +167,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     if attn_before:
         use_packed_attention(model, attn_before)  # the saved model loads with its usual attention
     return {"model": model, "train_s": train_s, "prep_s": prep_s, "steps": step, "precision": precision,
-            "tokens_per_pair": round(tokens / max(seen, 1), 1),
+            "packing": packing, "tokens_per_pair": round(tokens / max(seen, 1), 1),
             "train_loss": torch.stack(losses).mean().item() if losses else None}
 
 
@@ -187,7 +188,7 @@ def train(cfg: RMRunConfig, reporter: Reporter) -> dict:
     metrics = {"engine": cfg.engine, "train_pairs": len(rows), "steps": res["steps"],
                "train_s": round(res["train_s"], 2), "pairs_per_s": round(pairs_seen / res["train_s"], 1),
                "prep_s": round(res.get("prep_s", 0.0), 2), "precision": res.get("precision", "trainer"),
-               "packing": cfg.engine == "fast" and cfg.packing, "tokens_per_pair": res.get("tokens_per_pair"),
+               "packing": res.get("packing", False), "tokens_per_pair": res.get("tokens_per_pair"),
                "kernels": applied,
                "train_loss": res["train_loss"], "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
     model = res["model"]

@@ -29,9 +29,8 @@ def unsupported_reason(model) -> str | None:
     cfg = getattr(model, "config", None)
     if cfg is None or getattr(cfg, "model_type", None) not in SUPPORTED_TYPES:
         return f"model type {getattr(cfg, 'model_type', None)!r} is not one of {SUPPORTED_TYPES}"
-    if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
-        if cfg.model_type != "llama":
-            return "sliding-window attention"
+    if cfg.model_type != "llama" and getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
+        return "sliding-window attention (the static cache keeps every position)"
     if hasattr(model, "peft_config"):
         return "a PEFT-wrapped model (merge the adapters first)"
     return None

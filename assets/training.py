@@ -19,7 +19,17 @@ from assets.path_a import preference_pairs
 from assets.path_b import chosen_principles, judge_principles, labelled_splits
 from resources import TrainingResource, WarehouseResource
 from training import artifacts
-from training.config import GRPORunConfig, LoRA, RMRunConfig, RunConfig, SFTRunConfig
+from training.config import (
+    Generation,
+    GRPORunConfig,
+    Kernels,
+    LoRA,
+    Reward,
+    RMEngine,
+    RMRunConfig,
+    RunConfig,
+    SFTRunConfig,
+)
 from training.data import write_jsonl
 from training.metrics import markdown_table
 from warehouse.ids import content_id
@@ -116,7 +126,7 @@ class TrainConfig(dg.Config):
     lora: bool = Field(default=False, description="LoRA adapters (merged into the artifact)")
     lora_r: int = 16
     seed: int = 0
-    kernels: Literal["auto", "transformers", "fused_norm", "liger"] = Field(
+    kernels: Kernels = Field(
         default="auto", description="auto: torch's fused RMSNorm on CUDA, transformers' modules on CPU")
 
     def common(self) -> dict[str, Any]:
@@ -157,7 +167,7 @@ def sft_model(context: dg.AssetExecutionContext, config: SFTModelConfig, warehou
 
 
 class RewardModelConfig(TrainConfig):
-    engine: Literal["trl", "fast"] = Field(default="trl", description="trl: RewardTrainer; fast: zhufu's packed "
+    engine: RMEngine = Field(default="trl", description="trl: RewardTrainer; fast: zhufu's packed "
                                            "loop (6–7.7× the plain-TRL anchor on an H100, bench/RESULTS.md)")
     packing: bool | None = Field(default=None, description="fast engine: packed prefix-shared rows (None: on CUDA)")
     data: Literal["both", "pipeline", "seed"] = Field(
@@ -202,7 +212,7 @@ def reward_model(context: dg.AssetExecutionContext, config: RewardModelConfig, w
 
 
 class GRPOPolicyConfig(TrainConfig):
-    reward: Literal["reward_model", "judge", "weighted"] = "reward_model"
+    reward: Reward = "reward_model"
     reward_model_weight: float = 1.0
     judge_weight: float = 1.0
     principles_id: str | None = Field(default=None, description="S_D for the judge (default: best of newest loop)")
@@ -215,7 +225,7 @@ class GRPOPolicyConfig(TrainConfig):
     max_prompts: int = Field(default=64, description="training prompts (0 = all)")
     heldout_fraction: float = Field(default=0.1, description="prompts kept for policy_evaluation")
     use_vllm: bool | None = None
-    generation: Literal["auto", "graph", "generate", "paged"] = Field(
+    generation: Generation = Field(
         default="auto", description="rollouts without vLLM: graph = CUDA-graph sampler (auto on CUDA), generate, paged")
 
 

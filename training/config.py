@@ -12,6 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Choices shared with the Dagster asset configs (assets/training.py)
+Kernels = Literal["auto", "transformers", "fused_norm", "liger"]
+RMEngine = Literal["trl", "fast"]
+Reward = Literal["reward_model", "judge", "weighted"]
+Generation = Literal["auto", "graph", "generate", "paged"]
+
 
 class LoRA(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,7 +40,7 @@ class RunConfig(BaseModel):
     logging_steps: int = 1
     lora: LoRA | None = Field(default=None, description="train LoRA adapters (merged into the artifact) instead of all weights")
     gradient_checkpointing: bool = False
-    kernels: Literal["auto", "transformers", "fused_norm", "liger"] = Field(
+    kernels: Kernels = Field(
         default="auto", description="fused_norm = torch's fused RMSNorm; liger = Liger Kernel's Triton "
         "RMSNorm/RoPE/SwiGLU (optional dependency); auto = fused_norm on CUDA (training/kernels.py)")
 
@@ -57,7 +63,7 @@ class RMRunConfig(RunConfig):
     train_files: list[str] = Field(description="JSONL files of {prompt, chosen, rejected}")
     eval_pairs_file: str | None = Field(default=None, description="held-out pairs for pair accuracy")
     eval_labels_file: str | None = Field(default=None, description="JSONL of {prompt, response, label} for AUC")
-    engine: Literal["trl", "fast"] = Field(
+    engine: RMEngine = Field(
         default="trl", description="trl: RewardTrainer; fast: packed (or length-bucketed) Bradley-Terry loop")
     max_train_pairs: int = Field(default=0, description="0 = all")
     packing: bool | None = Field(default=None, description="fast engine: one padding-free row per batch, the "
@@ -72,7 +78,7 @@ class RMRunConfig(RunConfig):
 
 class GRPORunConfig(RunConfig):
     prompts_file: str = Field(description="JSONL of {prompt}")
-    reward: Literal["reward_model", "judge", "weighted"] = "reward_model"
+    reward: Reward = "reward_model"
     reward_model: str | None = Field(default=None, description="path of a reward-model artifact")
     judge_principles: list[str] = Field(default_factory=list, description="S_D for the judge reward")
     judge_model: str | None = Field(default=None, description="model the judge runs on (default: the base model)")
@@ -85,7 +91,7 @@ class GRPORunConfig(RunConfig):
     max_steps: int = 40
     batch_size: int = Field(default=64, description="completions per step (prompts × num_generations)")
     use_vllm: bool | None = Field(default=None, description="None: when vllm is importable and CUDA is present")
-    generation: Literal["auto", "graph", "generate", "paged"] = Field(
+    generation: Generation = Field(
         default="auto", description="rollouts when not on vLLM: graph = static KV cache + CUDA-graph decode steps "
         "(Llama family; eager on CPU), generate = transformers' generate, paged = its continuous batching; "
         "auto = graph on CUDA where supported, else generate")

@@ -12,12 +12,10 @@ each way, in fp32. Options (``bench/RESULTS.md`` measures each):
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
-Kernels = Literal["auto", "transformers", "fused_norm", "liger"]
+from training.config import Kernels
 
 
 def _rms_norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:

@@ -119,8 +119,8 @@ class GraphSampler:
             logits = logits.masked_fill(logits < kth, float("-inf"))
         if sp.top_p < 1.0:  # nucleus: drop the tail whose mass lies beyond top_p, keep at least one
             sorted_logits, order = logits.sort(dim=-1, descending=True)
-            cum = sorted_logits.softmax(-1).cumsum(-1)
-            drop = cum - sorted_logits.softmax(-1) > sp.top_p
+            sorted_probs = sorted_logits.softmax(-1)
+            drop = sorted_probs.cumsum(-1) - sorted_probs > sp.top_p
             logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
         probs = logits.softmax(-1)
         return (probs / torch.empty_like(probs).exponential_()).argmax(-1)  # exponential race = a draw

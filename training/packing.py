@@ -23,6 +23,7 @@ elsewhere (for tests on CPU).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -127,6 +128,7 @@ def _layout(batch: PackedPairs) -> Iterator[None]:
         _current = previous
 
 
+@functools.cache  # looked up once, not on each of a step's 2 × layers attention calls
 def _varlen_kernel():
     """torch's flash varlen attention when present, with the keyword arguments this torch spells
     "causal" and "grouped-query" with (they changed between releases)."""

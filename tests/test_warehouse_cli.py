@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import duckdb
 import pytest
 
 from warehouse.cli import check_read_only, main
@@ -67,3 +68,98 @@ def test_a_refused_write_exits_2_with_a_message_and_changes_nothing(wh, zhufu_ho
     assert proc.returncode == 2
     assert "read-only" in proc.stderr and "DELETE" in proc.stderr
     assert wh.count("prompts") == 2
+
+
+# ---------------------------------------------------------------- the sandbox: bypasses a user might try
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """A file outside the lake whose contents must never come back."""
+    path = tmp_path / "outside" / "secret.csv"
+    path.parent.mkdir()
+    path.write_text("name,value\nplanted,PLANTED-CONTENTS\n", encoding="utf-8")
+    return path
+
+
+def _cli(zhufu_home, query):
+    env = {**os.environ, "ZHUFU_HOME": str(zhufu_home)}
+    return subprocess.run([sys.executable, "-m", "warehouse", "sql", query], capture_output=True, text=True, env=env)
+
+
+def test_explain_analyze_copy_writes_no_file(wh, zhufu_home, tmp_path):
+    _seed(wh)
+    for target in (tmp_path / "x.csv", wh.config.data_path + "x.csv"):
+        proc = _cli(zhufu_home, f"EXPLAIN ANALYZE COPY (SELECT 42 AS x) TO '{target}'")
+        assert proc.returncode != 0 and "read-only" in proc.stderr
+        assert not os.path.exists(target)
+    # the sandbox holds even if the statement check were passed: no file outside the lake is written
+    con = wh.connect(sandboxed=True)
+    try:
+        with pytest.raises(duckdb.PermissionException):
+            con.execute(f"EXPLAIN ANALYZE COPY (SELECT 42 AS x) TO '{tmp_path / 'y.csv'}'")
+    finally:
+        con.close()
+    assert not (tmp_path / "y.csv").exists()
+
+
+@pytest.mark.parametrize("reader", ["read_text('{p}')", "read_csv('{p}')", "read_blob('{p}')", "glob('{d}/*')",
+                                    "read_text('{lake}../../outside/secret.csv')", "read_csv('/etc/passwd')"])
+def test_files_outside_the_lake_cannot_be_read(wh, zhufu_home, planted, capsys, reader):
+    _seed(wh)
+    query = "SELECT * FROM " + reader.format(p=planted, d=planted.parent, lake=wh.config.data_path)
+    assert main(["sql", query]) == 1
+    captured = capsys.readouterr()
+    assert "PLANTED" not in captured.out + captured.err and "root:" not in captured.out
+    assert "Permission" in captured.err
+
+
+@pytest.mark.parametrize("statement", [
+    "SET enable_external_access = true",
+    "RESET enable_external_access",
+    "SET allowed_directories = ['/']",
+    "SET lock_configuration = false",
+    "ATTACH '{tmp}/other.db' AS other",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "COPY (SELECT 1) TO '{tmp}/z.csv'",
+])
+def test_a_sandboxed_connection_cannot_be_reopened(wh, tmp_path, planted, statement):
+    """Each of these is refused by the CLI's statement check; the sandbox refuses them as well."""
+    _seed(wh)
+    with pytest.raises(ReadOnlyError):
+        check_read_only(statement.format(tmp=tmp_path))
+    con = wh.connect(sandboxed=True)
+    try:
+        with pytest.raises(duckdb.Error):
+            con.execute(statement.format(tmp=tmp_path))
+        with pytest.raises(duckdb.PermissionException):
+            con.execute(f"SELECT * FROM read_text('{planted}')")
+        assert con.execute("SELECT count(*) FROM prompts").fetchone() == (2,)
+    finally:
+        con.close()
+    assert not (tmp_path / "other.db").exists() and not (tmp_path / "z.csv").exists()
+
+
+def test_reads_time_travel_and_change_feed_still_work_in_the_sandbox(wh, capsys):
+    s1 = _seed(wh)
+    s2 = wh.current_snapshot()
+    queries = {
+        "SELECT count(*) AS n FROM prompts": [{"n": 2}],
+        f"SELECT count(*) AS n FROM prompts AT (VERSION => {s1})": [{"n": 1}],
+        f"SELECT count(*) AS n FROM table_changes('prompts', {s1}, {s2})": [{"n": 2}],
+        "EXPLAIN ANALYZE SELECT count(*) AS n FROM prompts": None,
+    }
+    for query, expected in queries.items():
+        assert main(["sql", "--format", "json", query]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        if expected is not None:
+            assert json.loads(out) == expected
+    assert main(["sql", "--as-of", str(s1), "--format", "json", "SELECT count(*) AS n FROM prompts_latest"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 1}]
+
+
+def test_the_python_api_is_not_sandboxed(wh, planted):
+    """Assets read files through Warehouse.sql (e.g. a staged export); only the CLI path is confined."""
+    _seed(wh)
+    assert wh.sql(f"SELECT count(*) AS n FROM read_csv('{planted}')")["n"][0] == 1

@@ -19,8 +19,38 @@ from warehouse.errors import ReadOnlyError, WarehouseError
 from warehouse.store import Warehouse
 
 # Statement types that only read. Everything else (INSERT, CREATE, COPY … TO, ATTACH, SET …)
-# is refused before it runs; the lake is also attached READ_ONLY as a second guard.
+# is refused before it runs, and so is an EXPLAIN [ANALYZE] of anything but a SELECT (ANALYZE
+# runs it). Behind that, the lake is attached READ_ONLY and the connection is sandboxed: no file
+# but the lake's, no extension, no SET (see warehouse.connection.sandbox).
 _READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+def _explained(statement: str) -> str:
+    """The statement that ``EXPLAIN [ANALYZE] [(options)] <statement>`` wraps (comments skipped)."""
+    starts = [pos for pos, _ in duckdb.tokenize(statement)]
+
+    def word(i: int) -> str:
+        return statement[starts[i]:].split(None, 1)[0].upper() if i < len(starts) else ""
+
+    i = 1 if word(0) == "EXPLAIN" else 0
+    if word(i) in ("ANALYZE", "ANALYSE"):
+        i += 1
+    if word(i).startswith("("):  # EXPLAIN (FORMAT json) …: skip to the matching parenthesis
+        depth = 0
+        while i < len(starts):
+            tok = statement[starts[i]]
+            depth += (tok == "(") - (tok == ")")
+            i += 1
+            if depth == 0:
+                break
+    return statement[starts[i]:] if i < len(starts) else ""
+
+
+def _refuse(kind: str) -> ReadOnlyError:
+    return ReadOnlyError(
+        f"refused: the SQL CLI is read-only and got a {kind} statement. "
+        "Tables are written only by materializing assets (dagster / make demo)."
+    )
 
 
 def check_read_only(query: str) -> None:
@@ -32,11 +62,14 @@ def check_read_only(query: str) -> None:
         raise WarehouseError("no SQL statement given")
     for st in statements:
         if st.type not in _READ_TYPES:
-            kind = st.type.name
-            raise ReadOnlyError(
-                f"refused: the SQL CLI is read-only and got a {kind} statement. "
-                "Tables are written only by materializing assets (dagster / make demo)."
-            )
+            raise _refuse(st.type.name)
+        if st.type == duckdb.StatementType.EXPLAIN:
+            try:
+                inner = duckdb.extract_statements(_explained(st.query))
+            except duckdb.Error:
+                inner = []
+            if len(inner) != 1 or inner[0].type != duckdb.StatementType.SELECT:
+                raise _refuse(f"EXPLAIN of a {inner[0].type.name if len(inner) == 1 else 'non-SELECT'}")
 
 
 def _render(df: pl.DataFrame, fmt: str) -> str:
@@ -71,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sql":
             check_read_only(args.query)
-            out = _render(wh.sql(args.query, as_of=args.as_of), args.format)
+            out = _render(wh.sql(args.query, as_of=args.as_of, sandboxed=True), args.format)
         elif args.command == "snapshots":
             out = _render(wh.snapshots(), args.format)
         else:

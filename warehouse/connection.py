@@ -57,14 +57,25 @@ def with_retries(fn: Callable[[], T], *, attempts: int = 40, base_delay: float =
     raise AssertionError("unreachable")
 
 
+def sandbox(con: duckdb.DuckDBPyConnection, config: WarehouseConfig) -> None:
+    """Confine ``con`` (the lake already attached) to reading the lake: no other file (read_csv,
+    read_text, COPY … TO, ATTACH of a file), no extension INSTALL/LOAD, and no SET that undoes it."""
+    con.execute("SET allowed_directories = ?", [[config.data_path]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
 def open_connection(
-    config: WarehouseConfig, *, read_only: bool = False, snapshot: int | None = None
+    config: WarehouseConfig, *, read_only: bool = False, snapshot: int | None = None, sandboxed: bool = False
 ) -> duckdb.DuckDBPyConnection:
-    """A connection with the lake attached as ``lake`` and selected (``USE lake``)."""
+    """A connection with the lake attached as ``lake`` and selected (``USE lake``).
+
+    ``sandboxed``: read-only, and the connection can reach no file but the lake (:func:`sandbox`).
+    """
     if config.is_local():
         Path(config.data_path).mkdir(parents=True, exist_ok=True)
     options = [f"DATA_PATH '{config.data_path}'"]
-    if read_only or snapshot is not None:
+    if read_only or snapshot is not None or sandboxed:
         options.append("READ_ONLY")
     if snapshot is not None:
         options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
@@ -81,6 +92,8 @@ def open_connection(
             con.execute("LOAD sqlite; LOAD ducklake;")
             con.execute(f"ATTACH 'ducklake:{config.catalog}' AS {CATALOG} ({', '.join(options)})")
             con.execute(f"USE {CATALOG}")
+            if sandboxed:
+                sandbox(con, config)
         except BaseException:
             con.close()
             raise

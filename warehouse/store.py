@@ -272,14 +272,20 @@ class Warehouse:
 
     # ------------------------------------------------------------------ reads
 
-    def connect(self, *, as_of: int | None = None) -> duckdb.DuckDBPyConnection:
-        """A read-only connection (optionally at snapshot ``as_of``); close it when done."""
-        self._ensure_schema()
-        return open_connection(self.config, read_only=True, snapshot=as_of)
+    def connect(self, *, as_of: int | None = None, sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
+        """A read-only connection (optionally at snapshot ``as_of``); close it when done.
 
-    def sql(self, query: str, params: Sequence[Any] | None = None, *, as_of: int | None = None) -> pl.DataFrame:
-        """Run a read query; ``as_of`` reads the whole warehouse as of that snapshot."""
-        con = self.connect(as_of=as_of)
+        ``sandboxed``: it can read the lake and no other file, load no extension and change no
+        setting — for SQL typed by a user (the CLI).
+        """
+        self._ensure_schema()
+        return open_connection(self.config, read_only=True, snapshot=as_of, sandboxed=sandboxed)
+
+    def sql(self, query: str, params: Sequence[Any] | None = None, *, as_of: int | None = None,
+            sandboxed: bool = False) -> pl.DataFrame:
+        """Run a read query; ``as_of`` reads the whole warehouse as of that snapshot; ``sandboxed``
+        as in :meth:`connect`."""
+        con = self.connect(as_of=as_of, sandboxed=sandboxed)
         try:
             return with_retries(lambda: con.execute(query, params or []).pl())
         finally:

@@ -111,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             counts = [(t, wh.count(t)) for t in wh.tables()]
             out = _render(pl.DataFrame(counts, schema=["table", "rows"], orient="row"), "table")
     except WarehouseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {wh.config.redact(str(exc))}", file=sys.stderr)
         return 2
     except duckdb.Error as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {wh.config.redact(str(exc))}", file=sys.stderr)
         return 1
     print(out.rstrip("\n"))
     return 0

@@ -12,8 +12,30 @@ Scale-out is configuration only:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+MASK = "***"
+# libpq-style ``password=secret`` / ``password = 'se cret'`` and URL userinfo ``scheme://user:secret@host``.
+_KEYWORD_SECRET = re.compile(r"""(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s'"]+)""", re.IGNORECASE)
+_URL_SECRET = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)", re.IGNORECASE)
+
+
+def _secrets_in(location: str) -> list[str]:
+    """The password values written in a catalog string or data path."""
+    found = [m.group(2).strip("'\"") for m in _KEYWORD_SECRET.finditer(location)]
+    found += [m.group(2) for m in _URL_SECRET.finditer(location)]
+    return [s for s in found if len(s) >= 4 and s != MASK]  # shorter: masked only where formatted
+
+
+def redact_location(text: str, *locations: str) -> str:
+    """``text`` with every password of ``locations`` (wherever it appears, e.g. echoed inside an
+    error message) and every ``password=…`` / URL ``user:password@`` masked."""
+    for secret in sorted({s for loc in locations for s in _secrets_in(loc)}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = _KEYWORD_SECRET.sub(lambda m: m.group(1) + MASK, text)
+    return _URL_SECRET.sub(lambda m: m.group(1) + MASK + m.group(3), text)
 
 
 def zhufu_home() -> Path:
@@ -50,7 +72,10 @@ class WarehouseConfig:
     def is_local(self) -> bool:
         return self.lock_dir is not None
 
+    def redact(self, text: str) -> str:
+        """``text`` (an error message, a log line) with the passwords of this location masked."""
+        return redact_location(text, self.catalog, self.data_path)
+
     def describe(self) -> str:
-        """Human-readable location, with any password in a catalog string masked."""
-        parts = [p if not p.lower().startswith("password=") else "password=***" for p in self.catalog.split()]
-        return f"catalog {' '.join(parts)} · data {self.data_path}"
+        """Human-readable location, with any password in the catalog string or data path masked."""
+        return self.redact(f"catalog {self.catalog} · data {self.data_path}")

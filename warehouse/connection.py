@@ -102,7 +102,21 @@ def open_connection(
     try:
         return with_retries(attach)
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot open the warehouse ({config.describe()}): {exc}") from exc
+        # DuckDB echoes the catalog string (and its password) in attach errors: mask it, and do not
+        # chain the original, whose traceback would print it unmasked.
+        raise WarehouseError(f"cannot open the warehouse ({config.describe()}): {config.redact(str(exc))}") from None
+
+
+@contextmanager
+def masked_errors(config: WarehouseConfig) -> Iterator[None]:
+    """Re-raise a DuckDB error whose message names a password of ``config`` with it masked."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        text = str(exc)
+        if config.redact(text) == text:
+            raise
+        raise type(exc)(config.redact(text)) from None
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from warehouse.config import WarehouseConfig
-from warehouse.connection import CATALOG, open_connection, with_retries, write_lock
+from warehouse.connection import CATALOG, masked_errors, open_connection, with_retries, write_lock
 from warehouse.errors import WarehouseError
 from warehouse.migrations import LEDGER_SQL, MIGRATIONS
 from warehouse.schema import (
@@ -105,7 +105,7 @@ class Warehouse:
     def migrate(self) -> list[int]:
         """Apply pending migrations; returns the versions applied now."""
         applied_now: list[int] = []
-        with write_lock(self.config):
+        with masked_errors(self.config), write_lock(self.config):
             con = open_connection(self.config)
             try:
                 con.execute(LEDGER_SQL)
@@ -183,7 +183,7 @@ class Warehouse:
             if table not in MODELS_BY_TABLE:
                 raise WarehouseError(f"unknown table {table!r}")
 
-        with write_lock(self.config):
+        with masked_errors(self.config), write_lock(self.config):
             con = open_connection(self.config)
             try:
                 results = with_retries(lambda: self._commit_once(con, wb, rows_by_table, token))
@@ -287,7 +287,8 @@ class Warehouse:
         as in :meth:`connect`."""
         con = self.connect(as_of=as_of, sandboxed=sandboxed)
         try:
-            return with_retries(lambda: con.execute(query, params or []).pl())
+            with masked_errors(self.config):
+                return with_retries(lambda: con.execute(query, params or []).pl())
         finally:
             con.close()
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import threading
 from typing import Any
 
 import openai
 
 from resources.llm.types import ChatRequest, Generation
+from warehouse.config import MASK, redact_location
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,25 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
-def _describe(exc: BaseException) -> str:
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with each secret, any ``Bearer <token>``, ``sk-…`` key and URL/DSN password masked.
+    Applied to every log line and error string this backend produces (endpoints echo keys)."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    return redact_location(_KEY_LIKE.sub(MASK, _BEARER.sub(rf"\1{MASK}", text)))
+
+
+def _describe(exc: BaseException, *secrets: str | None) -> str:
+    """One line for an error: its kind, HTTP status and message, redacted before it is cut."""
     status = getattr(exc, "status_code", None)
     kind = type(exc).__name__
-    msg = str(exc).splitlines()[0][:300] if str(exc) else ""
+    text = redact(str(exc), *secrets)
+    msg = text.splitlines()[0][:300] if text else ""
     return f"{kind}{f' HTTP {status}' if status else ''}: {msg}"
 
 
@@ -112,7 +129,7 @@ class OpenAIBackend:
                     resp = await client.chat.completions.create(**kwargs)
                 if not getattr(resp, "choices", None):
                     # The SDK hands back the raw body when it is not JSON (a proxy's HTML page…).
-                    raise _BadBody(f"response body is not a chat completion: {str(resp)[:120]!r}")
+                    raise _BadBody(f"response body is not a chat completion: {redact(str(resp), self._api_key)[:120]!r}")
                 choice = resp.choices[0]
                 usage = resp.usage
                 return Generation(text=choice.message.content or "", finish_reason=choice.finish_reason,
@@ -121,12 +138,12 @@ class OpenAIBackend:
             except openai.BadRequestError as exc:
                 if "response_format" in kwargs and "response_format" in str(exc).lower():
                     # This endpoint does not do JSON schema: ask again without it.
-                    log.warning(f"{self.base_url}: response_format rejected; falling back to prompt + parser")
+                    log.warning(f"{redact(str(self.base_url))}: response_format rejected; falling back to prompt + parser")
                     kwargs.pop("response_format")
                     continue
-                return Generation(error=_describe(exc), attempts=attempt)
+                return Generation(error=_describe(exc, self._api_key), attempts=attempt)
             except _RETRYABLE as exc:
-                last_error = _describe(exc)
+                last_error = _describe(exc, self._api_key)
                 if attempt == self.max_attempts:
                     break
                 wait = _retry_after(exc)
@@ -136,5 +153,5 @@ class OpenAIBackend:
                 log.info(f"{req.item or 'request'}: {last_error}; retry {attempt}/{self.max_attempts - 1} in {wait:.2f}s")
                 await asyncio.sleep(min(wait, self.backoff_max_s))
             except (openai.APIError, ValueError) as exc:  # 4xx other than the above, unparseable bodies
-                return Generation(error=_describe(exc), attempts=attempt)
+                return Generation(error=_describe(exc, self._api_key), attempts=attempt)
         return Generation(error=f"gave up after {self.max_attempts} attempts: {last_error}", attempts=self.max_attempts)

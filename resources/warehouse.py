@@ -7,6 +7,7 @@ data version derived from the snapshot that last changed the asset.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,11 @@ from warehouse.schema import Event
 
 PREVIEW_ROWS = 8
 _PREVIEW_CHARS = 60
+
+# One Warehouse per location per process: it is migrated (or found migrated) once, not on every
+# get() — sensor ticks and readers would otherwise queue behind writers for the write lock.
+_WAREHOUSES: dict[WarehouseConfig, Warehouse] = {}
+_WAREHOUSES_LOCK = threading.Lock()
 
 
 def markdown_preview(events: Sequence[Event], limit: int = PREVIEW_ROWS) -> str:
@@ -62,14 +68,25 @@ class WarehouseResource(dg.ConfigurableResource):
         tmp.replace(path)
         return path
 
-    def get(self) -> Warehouse:
+    def warehouse_config(self) -> WarehouseConfig:
+        """The location: this resource's catalog / data_path, else $ZHUFU_CATALOG / $ZHUFU_DATA_PATH / home."""
         base = WarehouseConfig.from_env(self.home)
-        config = WarehouseConfig(
+        return WarehouseConfig(
             catalog=self.catalog or base.catalog,
             data_path=self.data_path or base.data_path,
             lock_dir=base.lock_dir if not self.catalog else None,
         )
-        return Warehouse(config)
+
+    def get(self) -> Warehouse:
+        """The warehouse, built and migrated once per location and process."""
+        config = self.warehouse_config()
+        with _WAREHOUSES_LOCK:
+            wh = _WAREHOUSES.get(config)
+            if wh is None:
+                wh = Warehouse(config)
+                wh.migrate()  # takes the write lock only if a migration is pending
+                _WAREHOUSES[config] = wh
+        return wh
 
     def record(
         self,

@@ -102,8 +102,26 @@ class Warehouse:
 
     # ------------------------------------------------------------------ schema
 
+    def _pending_migrations(self) -> bool:
+        """Whether a migration is not yet applied, asked over a read-only connection (no lock)."""
+        try:
+            con = open_connection(self.config, read_only=True)
+        except WarehouseError:
+            return True  # no catalog yet
+        try:
+            done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+        except duckdb.Error:
+            return True  # no ledger yet
+        finally:
+            con.close()
+        return any(m.version not in done for m in MIGRATIONS)
+
     def migrate(self) -> list[int]:
-        """Apply pending migrations; returns the versions applied now."""
+        """Apply pending migrations; returns the versions applied now. When none is pending this
+        takes no write lock, so readers never queue behind writers for it."""
+        if not self._pending_migrations():
+            self._migrated = True
+            return []
         applied_now: list[int] = []
         with masked_errors(self.config), write_lock(self.config):
             con = open_connection(self.config)

@@ -4,11 +4,13 @@
 * the Igniting paper's published data, when ``seed_data_dir`` (env ``ZHUFU_SEED_DATA``) points
   at a directory with its files (any subset of them);
 * the inbox: every ``.txt`` / ``.jsonl`` / ``.parquet`` file dropped into ``inbox_dir`` becomes a
-  prompt batch (a dynamic partition of ``prompts``).
+  prompt batch (a dynamic partition of ``prompts``). Hidden files and any other suffix (such as
+  ``.part``, for a file still being written) are not prompt files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -45,8 +47,13 @@ PAPER_LABELS = {"igniting-eval-dev": "evaluation_dev.jsonl"}
 
 
 def inbox_partition_key(filename: str) -> str:
-    """A Dagster-safe partition key for an inbox file name."""
-    return INBOX_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    """A Dagster-safe partition key for an inbox file name, one per name: a name that had to be
+    changed gets a short hash of the original, so "week 1.txt" and "week_1.txt" (or 春节.txt and
+    中秋.txt) stay two batches ("inbox-week_1.txt-<hash>" and "inbox-week_1.txt")."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    if safe != filename:
+        safe += "-" + hashlib.blake2b(os.fsencode(filename), digest_size=4).hexdigest()
+    return INBOX_PREFIX + safe
 
 
 def _merge(parts: list[Parsed]) -> Parsed:
@@ -85,7 +92,8 @@ class DatasetsResource(dg.ConfigurableResource):
 
     def inbox_files(self) -> dict[str, Path]:
         """Partition key -> file, for every prompt file in the inbox."""
-        files = sorted(p for p in self.inbox().iterdir() if p.is_file() and p.suffix.lower() in INBOX_SUFFIXES)
+        files = sorted(p for p in self.inbox().iterdir()
+                       if p.is_file() and p.suffix.lower() in INBOX_SUFFIXES and not p.name.startswith("."))
         return {inbox_partition_key(p.name): p for p in files}
 
     def standing_batches(self) -> list[str]:

@@ -6,6 +6,7 @@ import pytest
 from assets.ingest import human_labels, prompts, seed_preference_pairs, seed_sft_examples
 from assets.partitions import prompt_batches
 from resources import DatasetsResource, WarehouseResource
+from resources.datasets import inbox_partition_key
 from warehouse import Warehouse, WarehouseConfig
 
 ALL = [prompts, seed_sft_examples, seed_preference_pairs, human_labels]
@@ -50,7 +51,7 @@ def test_builtin_prompts_materialize_with_metadata_and_rematerialize_adds_nothin
 def test_an_inbox_batch_counts_its_quarantined_lines(setup):
     instance, resources, inbox, wh = setup
     (inbox / "week 1.txt").write_bytes("毕业祝福\n\n同学聚会祝福\n毕业祝福\n".encode() + b"\xff\n")
-    key = "inbox-week_1.txt"
+    key = inbox_partition_key("week 1.txt")
     instance.add_dynamic_partitions(prompt_batches.name, [key])
     m = _mat(_materialize(instance, [prompts], resources, key), "prompts")
     assert m.metadata["rows_added"].value == 2

@@ -19,6 +19,7 @@ from assets.path_a import preference_pairs
 from assets.path_b import chosen_principles, judge_principles, labelled_splits
 from resources import TrainingResource, WarehouseResource
 from training import artifacts
+from training.code_version import code_version
 from training.config import (
     Generation,
     GRPORunConfig,
@@ -33,6 +34,7 @@ from training.config import (
 from training.data import write_jsonl
 from training.metrics import markdown_table
 from warehouse.ids import content_id
+from warehouse.promotion import promotion_for
 from warehouse.registry import get_model, latest_model
 from warehouse.schema import ModelRow
 
@@ -56,7 +58,8 @@ def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, trai
     hyper = cfg.model_dump(exclude={"base_model", "output_dir", "train_file", "train_files", "eval_pairs_file",
                                     "eval_labels_file", "prompts_file", "eval_prompts_file", "reward_model"})
     model_id = f"{kind}-" + content_id(kind, base_id, hyper, lineage or {},
-                                       {name: content_id(rows) for name, rows in data_files.items()}, length=16)
+                                       {name: content_id(rows) for name, rows in data_files.items()},
+                                       code_version(), length=16)  # a fix to the trainers retrains
     out = training.artifact_dir(model_id)
     run_dir = training.run_dir(context.asset_key.to_user_string(), context.run_id)
     files = {name: run_dir / f"{name}.jsonl" for name in data_files}
@@ -88,7 +91,14 @@ def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, trai
     if curve:
         meta["training_log"] = dg.MetadataValue.md(_log_table(curve))
     meta.update(extra_metadata or {})
-    return warehouse.record(context, [row], main_table="models", metadata=meta)
+    # Decided now and committed with the models row, so the model is never visible undecided.
+    promotion = None if registered else promotion_for(warehouse.get(), model_id, kind, metrics)
+    if promotion is not None:
+        (context.log.info if promotion.promoted else context.log.warning)(
+            f"{model_id} {'promoted' if promotion.promoted else 'rejected'}: {promotion.reason}")
+        meta.update({"promoted": promotion.promoted, "promotion": promotion.reason})
+    meta["training_code_version"] = code_version()
+    return warehouse.record(context, [row, *([promotion] if promotion else [])], main_table="models", metadata=meta)
 
 
 def _file_fields(cfg: RunConfig, files: dict) -> dict[str, Any]:

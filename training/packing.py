@@ -119,7 +119,9 @@ _current: PackedPairs | None = None
 
 
 @contextlib.contextmanager
-def _layout(batch: PackedPairs) -> Iterator[None]:
+def packed_layout(batch: PackedPairs) -> Iterator[None]:
+    """Make ``batch`` the row the packed attention reads. ``packed_rewards`` holds it for the forward;
+    with gradient checkpointing hold it through the backward too, where layers re-run attention."""
     global _current
     previous, _current = _current, batch
     try:
@@ -198,7 +200,7 @@ def use_packed_attention(model, name: str = ATTN_NAME) -> str:
 def packed_rewards(model, batch: PackedPairs) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) rewards of a ``*ForSequenceClassification`` model whose attention is
     :func:`use_packed_attention`."""
-    with _layout(batch):
+    with packed_layout(batch):
         hidden = model.base_model(input_ids=batch.input_ids[None], position_ids=batch.position_ids[None],
                                   attention_mask=None).last_hidden_state[0]
     scores = model.score(hidden.index_select(0, torch.cat([batch.chosen_last, batch.rejected_last]))).squeeze(-1)

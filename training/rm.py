@@ -5,11 +5,13 @@
 Two engines: ``trl`` (TRL's RewardTrainer) and ``fast``: the same loss in a plain loop that
 tokenizes once and runs chosen and rejected in one forward pass — packed into one padding-free
 row with the shared prompt computed once (``training/packing.py``), or, with ``packing`` off, as
-length-bucketed padded rows — with bf16 weights and fp32 master copies on CUDA.
+length-bucketed padded rows — with bf16 weights and fp32 master copies on CUDA. Both honour
+``lora`` (adapters merged into the artifact) and ``gradient_checkpointing``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import shutil
@@ -20,7 +22,7 @@ import torch
 from training import artifacts, devices, kernels
 from training.config import RMRunConfig
 from training.data import pair_records, read_jsonl
-from training.packing import pack_pairs, packed_rewards, use_packed_attention
+from training.packing import pack_pairs, packed_layout, packed_rewards, use_packed_attention
 from training.reporting import Reporter, ReporterCallback, run_cli
 from training.rm_eval import evaluate_labels, evaluate_pairs
 from training.scoring import RewardScorer, chat_texts, last_token_rewards
@@ -94,6 +96,25 @@ def _pad(seqs: list[list[int]], pad_id: int, multiple: int = 8) -> tuple[torch.T
     return ids, mask
 
 
+def _checkpointing(model, action: str):
+    """``activation_checkpointing_<action>``; transformers < 5 calls it ``gradient_checkpointing_<action>``."""
+    return getattr(model, f"activation_checkpointing_{action}", None) or getattr(model, f"gradient_checkpointing_{action}")
+
+
+def _inject_lora(cfg: RMRunConfig, model):
+    """(peft wrapper, the model with adapters injected in place). The loop keeps calling the inner
+    model's ``base_model`` / ``score``; the wrapper merges the adapters at the end. SEQ_CLS keeps the
+    score head fully trainable."""
+    from peft import get_peft_model
+
+    from training.sft import peft_config
+
+    peft = peft_config(cfg)
+    peft.task_type = "SEQ_CLS"
+    wrapped = get_peft_model(model, peft)
+    return wrapped, wrapped.get_base_model()
+
+
 def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporter) -> dict:
     from training.precision import MasterWeights
 
@@ -107,12 +128,19 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     prep_s = time.time() - t0
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
+    lora = None
+    if cfg.lora is not None:
+        lora, model = _inject_lora(cfg, model)
+    if cfg.gradient_checkpointing:  # non-reentrant: also right when the inputs need no grad (LoRA)
+        _checkpointing(model, "enable")({"use_reentrant": False})
+        model.config.use_cache = False
     model.to(dev).train()
     steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.num_epochs)
     precision = ("bf16_master" if dev == "cuda" else "fp32") if cfg.precision == "auto" else cfg.precision
     master = MasterWeights(model, cfg.learning_rate, fused=dev == "cuda") if precision == "bf16_master" else None
-    opt = master.optimizer if master else torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = master.optimizer if master else torch.optim.AdamW(trainable, lr=cfg.learning_rate,
                                                             weight_decay=0.0, fused=dev == "cuda")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / total))  # linear decay, as HF
     if cfg.compile:
@@ -129,24 +157,26 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
                       else length_buckets(lengths, cfg.batch_size, rng)):
             if step >= total:
                 break
-            with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "amp"):
-                if packing:
-                    packed = pack_pairs([chosen[i] for i in batch], [rejected[i] for i in batch]).to(dev)
-                    tokens += packed.n_tokens
-                    r_chosen, r_rejected = packed_rewards(model, packed)
-                    margin = r_chosen - r_rejected
-                else:
-                    ids, mask = _pad([chosen[i] for i in batch] + [rejected[i] for i in batch], tok.pad_token_id)
-                    ids, mask = ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
-                    tokens += ids.numel()
-                    r = last_token_rewards(model, ids, mask, mask_attention=False)
-                    margin = r[: len(batch)] - r[len(batch):]
-            loss = -torch.nn.functional.logsigmoid(margin).mean()
-            loss.backward()
+            with contextlib.ExitStack() as held:
+                with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "amp"):
+                    if packing:
+                        packed = pack_pairs([chosen[i] for i in batch], [rejected[i] for i in batch]).to(dev)
+                        tokens += packed.n_tokens
+                        held.enter_context(packed_layout(packed))  # checkpointed layers re-run attention in backward
+                        r_chosen, r_rejected = packed_rewards(model, packed)
+                        margin = r_chosen - r_rejected
+                    else:
+                        ids, mask = _pad([chosen[i] for i in batch] + [rejected[i] for i in batch], tok.pad_token_id)
+                        ids, mask = ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
+                        tokens += ids.numel()
+                        r = last_token_rewards(model, ids, mask, mask_attention=False)
+                        margin = r[: len(batch)] - r[len(batch):]
+                loss = -torch.nn.functional.logsigmoid(margin).mean()
+                loss.backward()
             if master:
                 master.step()
             else:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
             sched.step()
@@ -166,6 +196,10 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
         model = master.load_into(model)
     if attn_before:
         use_packed_attention(model, attn_before)  # the saved model loads with its usual attention
+    if cfg.gradient_checkpointing:
+        _checkpointing(model, "disable")()
+    if lora is not None:
+        model = lora.merge_and_unload()  # the artifact is a plain model, as with the trl engine
     return {"model": model, "train_s": train_s, "prep_s": prep_s, "steps": step, "precision": precision,
             "packing": packing, "tokens_per_pair": round(tokens / max(seen, 1), 1),
             "train_loss": torch.stack(losses).mean().item() if losses else None}

@@ -18,6 +18,7 @@ from warehouse.schema import (
     AgreementRow,
     Event,
     PolicyEvaluationRow,
+    PromotionRow,
     VectorIndexRow,
     create_table_sql,
     latest_view_sql,
@@ -55,6 +56,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "vector_indexes: LanceDB versions beside warehouse snapshots", _new_table(VectorIndexRow)),
     Migration(4, "agreement_metrics: automatic labellers against human labels", _new_table(AgreementRow)),
     Migration(5, "policy_evaluations: policies on held-out prompts", _new_table(PolicyEvaluationRow)),
+    Migration(10, "promotions: the gate between a trained model and its use downstream", _new_table(PromotionRow)),
 )
 
 LEDGER_SQL = (

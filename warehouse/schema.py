@@ -319,6 +319,25 @@ class PolicyEvaluationRow(Event):
     samples: list[str]
 
 
+class PromotionRow(Event):
+    """Whether a newly trained model replaced the one used downstream, with the figures compared.
+
+    ``registry.latest_model`` serves the newest promoted model; a model with no row here (an older
+    warehouse) counts as promoted. A correction (promote by hand) is a new row with the same key."""
+
+    TABLE: ClassVar[str] = "promotions"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("model_id",)
+    model_id: str
+    kind: str
+    promoted: bool
+    reason: str
+    metric: str | None = Field(default=None, description="e.g. eval_labels.auc; NULL when none was compared")
+    candidate: float | None = None
+    incumbent: float | None = None
+    baseline: float | None = Field(default=None, description="the length baseline on the same evaluation")
+    incumbent_id: str | None = Field(default=None, description="the promoted model it was compared with")
+
+
 EVENT_MODELS: tuple[type[Event], ...] = (
     PromptRow,
     SeedSftRow,
@@ -339,6 +358,7 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     VectorIndexRow,
     AgreementRow,
     PolicyEvaluationRow,
+    PromotionRow,
 )
 MODELS_BY_TABLE: dict[str, type[Event]] = {m.TABLE: m for m in EVENT_MODELS}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import agreement, ingest, path_a, path_b, policy_eval, training
+from assets import agreement, ingest, judging, path_a, path_b, policy_eval, training
 from resources import (
     DatasetsResource,
     EmbedderResource,
@@ -25,7 +25,7 @@ from sensors.retraining import (
     reward_signal_sensor,
 )
 
-all_assets = dg.load_assets_from_modules([ingest, path_a, path_b, agreement, training, policy_eval])
+all_assets = dg.load_assets_from_modules([ingest, judging, path_a, path_b, agreement, training, policy_eval])
 
 seed_data_job = dg.define_asset_job(
     "seed_data_job",

@@ -19,6 +19,8 @@ class Runtime(Protocol):
 
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]: ...
 
+    def score(self, requests: list[ChatRequest], labels: tuple[str, str] = ...) -> list[ChatResult]: ...
+
 
 @dataclass(frozen=True)
 class Item:

@@ -1,90 +1,60 @@
-"""The Judge and Reflect agents of Path A.
+"""The Judge and Reflect agents of Path A, as scores.
 
-Judge: weighs both sides of the debate and labels the greeting 1 (good in every respect) or 0,
-strictly. Reflect: audits the judgment with every input in view and gives the final label;
-``changed`` is whether it overturned the judge (computed, not asked of the model).
+Judge: the shared 是/否 judge (``agents.judging``) reads the principles below with the retrieved
+exemplars and both sides of the debate as reference material; its score is P(是).
+Reflect: the audit. It re-reads the greeting against the same principles *without* the debate —
+catching a judge swayed by one side's rhetoric or by the number of points — and finalises the
+score as the mean of the two readings. Labels come from thresholds calibrated on human labels
+(``agents.judging.calibrate``); ``changed`` is whether reflect's label differs from the judge's.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
 
-from pydantic import BaseModel, Field
-
-from agents.common import AGENT_SAMPLING, Item, Runtime, case_block
+from agents import judging
+from agents.common import Item, Runtime, exemplar_block
 from agents.debate import format_points
-from resources.llm.types import ChatRequest, ChatResult
+from resources.llm.types import ChatResult
 
-PROMPT_VERSION = "judge-v1"
-REFLECT_VERSION = "reflect-v1"
+PROMPT_VERSION = f"judge-v2-{judging.PROMPT_VERSION}"
+REFLECT_VERSION = f"reflect-v2-{judging.PROMPT_VERSION}"
 
-
-class JudgeVerdict(BaseModel):
-    reason: str = Field(min_length=1, max_length=60, description="先写理由")
-    label: Literal[0, 1]
-
-
-class ReflectVerdict(BaseModel):
-    audit: str = Field(min_length=1, max_length=40, description="复核时发现了什么")
-    label: Literal[0, 1]
-    reason: str = Field(min_length=1, max_length=60, description="最终结论的理由")
-
-
-_JUDGE_SYSTEM = (
-    "你是祝福语评审的裁判。你会看到用户需求、一条祝福语、同类优秀范例，以及正方列出的优点和反方列出的问题。"
-    "请独立核对双方的证据，不要被条数多少左右。标准从严：只有当祝福语在语言、情感、创意、得体和契合需求"
-    "各方面都没有明显问题时才判 1；只要存在一处实质性问题（套话堆砌、空泛、语气不当、禁忌、夹带请求、"
-    "错误、明显不符合需求）就判 0。先写理由，再给标签，用JSON回答。"
-)
-_REFLECT_SYSTEM = (
-    "你是复核员，负责检查裁判的判决是否站得住。请重新阅读全部材料：用户需求、祝福语、范例、正反双方意见和裁判的理由。"
-    "检查裁判是否漏看了反方的有效证据、是否轻信了没有证据的优点、是否因为篇幅长短而偏心。"
-    "如果判决正确就维持原标签，如果有误就改判，并说明最终理由。用JSON回答。"
-)
+# What Path A's judge weighs (this project's own wording).
+PRINCIPLES = [
+    "紧扣用户需求里的场合、对象和细节，不写放之四海皆准的套话。",
+    "情感真诚、分寸得当，语气与双方关系相称。",
+    "有具体的画面、细节或巧思，而不是成语和吉祥话的堆砌。",
+    "语言自然流畅，没有错别字、病句或生硬拼接。",
+    "不触犯禁忌，不夹带请求、推销或负面内容。",
+    "篇幅和风格符合要求；长而空泛同样不合格。",
+]
 
 
-def _debate_block(positive: list[dict] | None, negative: list[dict] | None) -> str:
+def context(item: Item, positive: list[dict] | None, negative: list[dict] | None, *,
+            use_exemplars: bool = True) -> str:
     parts = []
+    if use_exemplars:
+        parts.append(f"【同类优秀范例】\n{exemplar_block(item.exemplars)}")
     if positive is not None:
         parts.append(f"【正方：优点】\n{format_points(positive)}")
     if negative is not None:
         parts.append(f"【反方：问题】\n{format_points(negative)}")
-    return "\n".join(parts) if parts else "（本次没有辩论意见）"
+    return "\n".join(parts)
 
 
-def judge_requests(items: list[Item], positive: list[list[dict] | None], negative: list[list[dict] | None],
-                   *, use_exemplars: bool = True) -> list[ChatRequest]:
-    return [
-        ChatRequest(
-            messages=[{"role": "system", "content": _JUDGE_SYSTEM},
-                      {"role": "user", "content": f"{case_block(it, use_exemplars)}\n{_debate_block(p, n)}"}],
-            sampling=AGENT_SAMPLING,
-            item=f"{it.item_id}:judge",
-        )
-        for it, p, n in zip(items, positive, negative, strict=True)
-    ]
+def judge(runtime: Runtime, items: Sequence[Item], positive: Sequence[list[dict] | None],
+          negative: Sequence[list[dict] | None], *, use_exemplars: bool = True) -> list[ChatResult]:
+    ctx = [context(it, p, n, use_exemplars=use_exemplars) or None
+           for it, p, n in zip(items, positive, negative, strict=True)]
+    return judging.score(runtime, [(it.prompt, it.response) for it in items], PRINCIPLES, tag="judge", contexts=ctx)
 
 
-def reflect_requests(items: list[Item], positive: list[list[dict] | None], negative: list[list[dict] | None],
-                     verdicts: list[dict | None], *, use_exemplars: bool = True) -> list[ChatRequest]:
-    out = []
-    for it, p, n, v in zip(items, positive, negative, verdicts, strict=True):
-        judged = (f"【裁判判决】标签 {v['label']}；理由：{v['reason']}" if v else "【裁判判决】（裁判未能给出有效判决）")
-        out.append(ChatRequest(
-            messages=[{"role": "system", "content": _REFLECT_SYSTEM},
-                      {"role": "user", "content": f"{case_block(it, use_exemplars)}\n{_debate_block(p, n)}\n{judged}"}],
-            sampling=AGENT_SAMPLING,
-            item=f"{it.item_id}:reflect",
-        ))
-    return out
+def audit(runtime: Runtime, items: Sequence[Item]) -> list[ChatResult]:
+    return judging.score(runtime, [(it.prompt, it.response) for it in items], PRINCIPLES, tag="reflect")
 
 
-def judge(runtime: Runtime, items: list[Item], positive: list[list[dict] | None],
-          negative: list[list[dict] | None], *, use_exemplars: bool = True) -> list[ChatResult]:
-    return runtime.structured(judge_requests(items, positive, negative, use_exemplars=use_exemplars), JudgeVerdict)
-
-
-def reflect(runtime: Runtime, items: list[Item], positive: list[list[dict] | None], negative: list[list[dict] | None],
-            verdicts: list[dict | None], *, use_exemplars: bool = True) -> list[ChatResult]:
-    reqs = reflect_requests(items, positive, negative, verdicts, use_exemplars=use_exemplars)
-    return runtime.structured(reqs, ReflectVerdict)
+def reflect_score(judge_p: float | None, audit_p: float | None) -> float | None:
+    """The final score: both readings when both exist, else whichever does."""
+    known = [p for p in (judge_p, audit_p) if p is not None]
+    return sum(known) / len(known) if known else None

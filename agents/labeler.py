@@ -1,15 +1,18 @@
-"""The whole multi-agent labeller of Path A in one call, with ablations.
+"""Path A's multi-agent labeller — the one implementation, used stage by stage by the assets
+(``debate_arguments`` then ``verdicts``) and whole by ``labeler_agreement`` (with ablations).
 
-retrieval -> Positive + Negative debate -> Judge -> Reflect. Used on the human-labelled set to
-measure agreement (``labeler_agreement``); the asset graph runs the same stages one asset each.
+retrieval -> Positive + Negative debate -> Judge (score with debate) -> Reflect (audit without it).
+A debate side whose output failed to parse is ``None`` (shown as missing), in both uses alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agents import debate, judge
+from agents import debate, judge, judging
 from agents.common import Item, Runtime
+from resources.llm.types import ChatResult
 
 
 @dataclass(frozen=True)
@@ -31,34 +34,44 @@ ABLATIONS = (
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Scores:
     item_id: str
-    judge_label: int | None
-    final_label: int | None
-    judge_reason: str | None
-    final_reason: str | None
+    judge: float | None
+    audit: float | None
+    final: float | None
+    judge_result: ChatResult
+    audit_result: ChatResult | None
 
 
-def _points(results) -> list[list[dict] | None]:
-    return [r.parsed["points"] if r.ok and r.parsed else [] for r in results]
+def points(result: ChatResult | None) -> list[dict] | None:
+    """A debate side's points, or None when that side failed (the same in the assets and here)."""
+    return result.parsed["points"] if result is not None and result.ok and result.parsed else None
 
 
-def label(runtime: Runtime, items: list[Item], ablation: Ablation = Ablation()) -> list[Outcome]:
-    """Labels for ``items``; a stage whose output failed to parse yields ``None`` labels."""
-    ex = ablation.retrieval
+def argue(runtime: Runtime, items: Sequence[Item], side: str, *, use_exemplars: bool = True) -> list[ChatResult]:
+    return debate.argue(runtime, list(items), side, use_exemplars=use_exemplars)  # type: ignore[arg-type]
+
+
+def score(runtime: Runtime, items: Sequence[Item], positive: Sequence[list[dict] | None],
+          negative: Sequence[list[dict] | None], ablation: Ablation = Ablation()) -> list[Scores]:
+    """Judge and reflect scores given the debate (the ``verdicts`` stage)."""
     none: list[list[dict] | None] = [None] * len(items)
-    pos = _points(debate.argue(runtime, items, "positive", use_exemplars=ex)) if ablation.positive else none
-    neg = _points(debate.argue(runtime, items, "negative", use_exemplars=ex)) if ablation.negative else none
-    j = judge.judge(runtime, items, pos, neg, use_exemplars=ex)
-    jv = [r.parsed if r.ok else None for r in j]
-    if ablation.reflect:
-        r = judge.reflect(runtime, items, pos, neg, jv, use_exemplars=ex)
-        fv = [x.parsed if x.ok else None for x in r]
-    else:
-        fv = jv
-    return [
-        Outcome(item_id=it.item_id,
-                judge_label=a["label"] if a else None, final_label=b["label"] if b else None,
-                judge_reason=a["reason"] if a else None, final_reason=b["reason"] if b else None)
-        for it, a, b in zip(items, jv, fv, strict=True)
-    ]
+    j = judge.judge(runtime, items, positive if ablation.positive else none, negative if ablation.negative else none,
+                    use_exemplars=ablation.retrieval)
+    a = judge.audit(runtime, items) if ablation.reflect else [None] * len(items)
+    out = []
+    for it, jr, ar in zip(items, j, a, strict=True):
+        jp, ap = judging.probability(jr), judging.probability(ar) if ar is not None else None
+        final = judge.reflect_score(jp, ap) if ablation.reflect else jp
+        out.append(Scores(it.item_id, jp, ap, final, jr, ar))
+    return out
+
+
+def label(runtime: Runtime, items: Sequence[Item], ablation: Ablation = Ablation()) -> list[Scores]:
+    """The whole labeller on ``items``: debate (unless ablated), then scores."""
+    ex = ablation.retrieval
+    pos = [points(r) for r in argue(runtime, items, "positive", use_exemplars=ex)] if ablation.positive \
+        else [None] * len(items)
+    neg = [points(r) for r in argue(runtime, items, "negative", use_exemplars=ex)] if ablation.negative \
+        else [None] * len(items)
+    return score(runtime, items, pos, neg, ablation)

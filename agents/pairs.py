@@ -15,7 +15,7 @@ class Labelled:
     prompt_id: str
     text: str
     label: int
-    score: float = 0.0  # tie-breaker within a label: debate balance (positive minus negative points)
+    score: float = 0.0  # tie-breaker within a label: the final P(是) of the verdict
     evidence_ids: tuple[str, ...] = field(default_factory=tuple)
 
 

@@ -5,11 +5,14 @@ Four agents around two rule sets:
   * S_D — evaluation principles: what the Detector checks to tell good greetings from bad.
 
 One iteration: the Generator plants flaws (following S_G) in greetings for sampled requests; the
-Detector judges those and real labelled examples with S_D, and when it catches a planted flaw
-it suggests how S_G could hide flaws better; the Reflector explains each Detector error against
-the ground truth and suggests a change to S_D; the Optimizer merges suggestions into new S_G and
-S_D (at most ``MAX_RULES`` each). S_D changes only when the Detector erred. The run keeps every
-iteration; the judge uses the S_D with the best held-out accuracy, not simply the last one.
+Detector — the shared 是/否 judge (``agents.judging``) reading S_D — scores those and real labelled
+examples, its threshold calibrated on the training split's human labels; for planted flaws it
+caught, an agent suggests how S_G could hide them better; the Reflector explains each Detector
+error against the ground truth and suggests a change to S_D; the Optimizer merges suggestions into
+new S_G and S_D (at most ``MAX_RULES`` each). S_D changes only when the Detector erred. Planted
+greetings that fooled the Detector are returned as adversarial negatives (the caller may train the
+next judge on them and hand back its runtime). The run keeps every iteration; the judge uses the
+S_D with the best held-out AUC, not simply the last one.
 
 The initial strategies below are this project's own writing.
 """
@@ -23,11 +26,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from agents import judging
 from agents.common import Runtime
 from resources.llm.types import ChatRequest, ChatResult, Sampling
+from training.metrics import auc
 from warehouse.ids import content_id
 
-PROMPT_VERSION = "principles-v1"
+PROMPT_VERSION = f"principles-v2-{judging.PROMPT_VERSION}"
 MAX_RULES = 10
 
 INITIAL_S_G = [
@@ -54,16 +59,6 @@ class FlawedGreeting(BaseModel):
     flaws: str = Field(min_length=1, max_length=40, description="埋下了什么缺陷")
 
 
-class Detection(BaseModel):
-    reason: str = Field(min_length=1, max_length=60)
-    label: Literal[0, 1]
-    suggestion: str = Field(max_length=40, description="若识破了人为缺陷：生成方怎样能藏得更好")
-
-
-class ScoredDetection(Detection):
-    score: int = Field(ge=1, le=10, description="1–10 的质量分")
-
-
 class Reflection(BaseModel):
     analysis: str = Field(min_length=1, max_length=60, description="检测员为什么判错")
     suggestion: str = Field(min_length=1, max_length=40, description="对评价原则的修改建议")
@@ -88,24 +83,22 @@ def generator_requests(prompts: list[str], s_g: list[str], iteration: int) -> li
             for i, p in enumerate(prompts)]
 
 
-def detector_system(s_d: list[str]) -> str:
-    return ("你是严格的祝福语评审员。请依据下面的评价原则判断这条祝福语是否优秀：全部原则都满足才判 1，否则判 0。"
-            "先写理由再给标签。如果你发现这是刻意写坏的祝福语，在 suggestion 里说明它的缺陷怎样才能藏得更好，"
-            "否则 suggestion 留空。用JSON回答。\n评价原则：\n" + _numbered(s_d))
+def detect(runtime: Runtime, items: list[tuple[str, str]], s_d: list[str], *, tag: str = "detect") -> list[ChatResult]:
+    """The Detector: P(是) for (request, greeting) pairs under principles ``s_d`` (``.parsed["p"]``)."""
+    return judging.score(runtime, items, s_d, tag=tag)
 
 
-def detector_requests(items: list[tuple[str, str]], s_d: list[str], tag: str) -> list[ChatRequest]:
-    system = detector_system(s_d)
-    return [ChatRequest(messages=[{"role": "system", "content": system},
-                                  {"role": "user", "content": f"【用户需求】{p}\n【祝福语】{r}"}],
-                        sampling=SAMPLING, item=f"{tag}-{i}")
-            for i, (p, r) in enumerate(items)]
+def probabilities(results: list[ChatResult]) -> list[float | None]:
+    return [judging.probability(r) for r in results]
 
 
-def detect(runtime: Runtime, items: list[tuple[str, str]], s_d: list[str], *, tag: str = "detect",
-           with_score: bool = False) -> list[ChatResult]:
-    """Judge (request, greeting) pairs with principles ``s_d``; ``.parsed["label"]`` when ``.ok``."""
-    return runtime.structured(detector_requests(items, s_d, tag), ScoredDetection if with_score else Detection)
+def hider_requests(caught: list[dict], s_g: list[str], iteration: int) -> list[ChatRequest]:
+    """For planted flaws the Detector caught: how could the Generator have hidden them better?"""
+    system = ("你负责改进“写坏策略”。下面这条刻意写坏的祝福语被评审员识破了。请分析它为什么被识破，"
+              "并提出一条让缺陷藏得更隐蔽的策略修改建议。用JSON回答。\n当前写坏策略：\n" + _numbered(s_g))
+    return [ChatRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": (
+        f"【用户需求】{c['prompt']}\n【祝福语】{c['response']}\n【埋下的缺陷】{c['planted']}")}],
+        sampling=SAMPLING, item=f"hide-{iteration}-{i}") for i, c in enumerate(caught)]
 
 
 def reflector_requests(errors: list[dict], s_d: list[str], iteration: int) -> list[ChatRequest]:
@@ -142,8 +135,9 @@ class LoopConfig:
     iterations: int = 3
     generated_per_iteration: int = 4
     real_per_iteration: int = 8
-    patience: int = 2  # stop when held-out accuracy has not improved for this many iterations
+    patience: int = 2  # stop when held-out AUC has not improved for this many iterations
     seed: int = 0
+    max_hider_calls: int = 2  # S_G suggestions per iteration (generation is the slow part on a CPU)
 
 
 @dataclass
@@ -154,13 +148,22 @@ class Iteration:
     suggestions: list[dict] = field(default_factory=list)
     heldout_accuracy: float | None = None
     detector_errors: int = 0
+    heldout_auc: float | None = None
+    threshold: float | None = None
+    judge_model: str | None = None
+    adversarial: list[dict] = field(default_factory=list)  # planted greetings with their score and `fooled`
 
 
-def accuracy(runtime: Runtime, examples: list[Example], s_d: list[str], tag: str) -> float | None:
-    if not examples:
-        return None
-    results = detect(runtime, [(e.prompt, e.response) for e in examples], s_d, tag=tag)
-    return sum(1 for e, r in zip(examples, results, strict=True) if r.ok and r.parsed["label"] == e.label) / len(examples)
+def evaluate(runtime: Runtime, train: list[Example], heldout: list[Example], s_d: list[str],
+             tag: str) -> tuple[float, float | None, float | None]:
+    """(threshold calibrated on the training split, held-out accuracy at it, held-out AUC)."""
+    cal = judging.calibrate(probabilities(detect(runtime, [(e.prompt, e.response) for e in train], s_d,
+                                                 tag=f"{tag}-calibrate")), [e.label for e in train])
+    if not heldout:
+        return cal.threshold, None, None
+    ps = probabilities(detect(runtime, [(e.prompt, e.response) for e in heldout], s_d, tag=f"{tag}-heldout"))
+    acc = sum(1 for e, p in zip(heldout, ps, strict=True) if cal.label(p) == e.label) / len(heldout)
+    return cal.threshold, acc, auc([0.0 if p is None else p for p in ps], [e.label for e in heldout])
 
 
 def split_examples(examples: list[Example], seed: int = 0) -> tuple[list[Example], list[Example], list[Example]]:
@@ -187,10 +190,11 @@ def _merge(runtime: Runtime, kind: Literal["S_G", "S_D"], rules: list[str], sugg
     return new[:MAX_RULES] or rules
 
 
-def run_one(runtime: Runtime, prev: Iteration, train: list[Example], heldout: list[Example],
+def run_one(runtime: Runtime, judge: Runtime, prev: Iteration, train: list[Example], heldout: list[Example],
             config: LoopConfig) -> Iteration:
     """Iteration ``prev.iteration + 1``: deterministic given its inputs, so a re-run after a crash
-    is answered from the call log."""
+    is answered from the call log. ``runtime`` writes (Generator, Reflector, Optimizer); ``judge``
+    scores (Detector)."""
     i = prev.iteration + 1
     rng = random.Random(f"{config.seed}-{i}")
     gen_prompts = [e.prompt for e in rng.sample(train, min(config.generated_per_iteration, len(train)))]
@@ -199,48 +203,68 @@ def run_one(runtime: Runtime, prev: Iteration, train: list[Example], heldout: li
     cases = [{"prompt": p, "response": g.parsed["greeting"], "truth": 0, "planted": g.parsed["flaws"]}
              for p, g in zip(gen_prompts, generated, strict=True) if g.ok]
     cases += [{"prompt": e.prompt, "response": e.response, "truth": e.label, "planted": None} for e in real]
-    detections = detect(runtime, [(c["prompt"], c["response"]) for c in cases], prev.s_d, tag=f"detect-{i}")
-    errors, g_suggestions = [], []
-    for c, d in zip(cases, detections, strict=True):
-        if not d.ok:
+    threshold = prev.threshold if prev.threshold is not None else judging.DEFAULT_THRESHOLD
+    ps = probabilities(detect(judge, [(c["prompt"], c["response"]) for c in cases], prev.s_d, tag=f"detect-{i}"))
+    errors, caught, adversarial = [], [], []
+    for c, p in zip(cases, ps, strict=True):
+        if p is None:
             continue
-        if d.parsed["label"] != c["truth"]:
-            errors.append({**c, "pred": d.parsed["label"], "reason": d.parsed["reason"]})
-        elif c["planted"] and d.parsed["suggestion"].strip():
-            g_suggestions.append(d.parsed["suggestion"].strip())
+        pred = int(p >= threshold)
+        if c["planted"]:
+            adversarial.append({"prompt": c["prompt"], "greeting": c["response"], "flaws": c["planted"],
+                                "score": p, "threshold": threshold, "fooled": pred == 1})
+        if pred != c["truth"]:
+            errors.append({**c, "pred": pred, "reason": f"P(是)={p:.2f}，阈值 {threshold:.2f}"})
+        elif c["planted"]:
+            caught.append(c)
     reflections = runtime.structured(reflector_requests(errors, prev.s_d, i), Reflection) if errors else []
     d_suggestions = [r.parsed["suggestion"].strip() for r in reflections if r.ok and r.parsed["suggestion"].strip()]
+    hints = runtime.structured(hider_requests(caught[: config.max_hider_calls], prev.s_g, i), Reflection) \
+        if caught and config.max_hider_calls else []
+    g_suggestions = [r.parsed["suggestion"].strip() for r in hints if r.ok and r.parsed["suggestion"].strip()]
     s_d = _merge(runtime, "S_D", prev.s_d, d_suggestions, i) if d_suggestions else prev.s_d
     s_g = _merge(runtime, "S_G", prev.s_g, g_suggestions, i) if g_suggestions else prev.s_g
     suggestions = [{"to": "S_D", "text": s} for s in d_suggestions] + [{"to": "S_G", "text": s} for s in g_suggestions]
-    return Iteration(i, s_g, s_d, suggestions, accuracy(runtime, heldout, s_d, f"heldout-{i}"), len(errors))
+    t, acc, heldout_auc = evaluate(judge, train, heldout, s_d, f"it{i}")
+    return Iteration(i, s_g, s_d, suggestions, acc, len(errors), heldout_auc, t, judge.model_id, adversarial)
+
+
+def first_iteration(judge: Runtime, train: list[Example], heldout: list[Example]) -> Iteration:
+    t, acc, heldout_auc = evaluate(judge, train, heldout, INITIAL_S_D, "it0")
+    return Iteration(0, list(INITIAL_S_G), list(INITIAL_S_D), heldout_accuracy=acc, heldout_auc=heldout_auc,
+                     threshold=t, judge_model=judge.model_id)
 
 
 def run_loop(runtime: Runtime, train: list[Example], heldout: list[Example], config: LoopConfig,
-             done: list[Iteration] | None = None, on_iteration: Callable[[Iteration], None] | None = None
-             ) -> list[Iteration]:
-    """Run (or resume, from the recorded ``done`` iterations) the adversarial loop."""
+             done: list[Iteration] | None = None,
+             on_iteration: Callable[[Iteration], Runtime | None] | None = None,
+             judge: Runtime | None = None) -> list[Iteration]:
+    """Run (or resume, from the recorded ``done`` iterations) the adversarial loop. ``on_iteration``
+    sees each finished iteration and may return the runtime of a retrained judge for the next one."""
+    judge = judge or runtime
     history = sorted(done or [], key=lambda it: it.iteration)
     if not history:
-        first = Iteration(0, list(INITIAL_S_G), list(INITIAL_S_D),
-                          heldout_accuracy=accuracy(runtime, heldout, INITIAL_S_D, "heldout-0"))
-        history.append(first)
+        history.append(first_iteration(judge, train, heldout))
         if on_iteration:
-            on_iteration(first)
+            judge = on_iteration(history[-1]) or judge
     while history[-1].iteration < config.iterations and not _stalled(history, config.patience):
-        it = run_one(runtime, history[-1], train, heldout, config)
+        it = run_one(runtime, judge, history[-1], train, heldout, config)
         history.append(it)
         if on_iteration:
-            on_iteration(it)
+            judge = on_iteration(it) or judge
     return history
 
 
+def _quality(h: Iteration) -> tuple[float, float]:
+    return (h.heldout_auc if h.heldout_auc is not None else -1.0, h.heldout_accuracy or 0.0)
+
+
 def _stalled(history: list[Iteration], patience: int) -> bool:
-    scores = [h.heldout_accuracy or 0.0 for h in history]
+    scores = [_quality(h) for h in history]
     best_at = max(range(len(scores)), key=lambda k: (scores[k], -k))
     return len(scores) - 1 - best_at >= patience
 
 
 def best(history: list[Iteration]) -> Iteration:
-    """The iteration whose S_D scored best on the held-out split (earliest on ties)."""
-    return max(history, key=lambda h: (h.heldout_accuracy or 0.0, -h.iteration))
+    """The iteration whose S_D scored best on the held-out split (AUC, then accuracy; earliest on ties)."""
+    return max(history, key=lambda h: (_quality(h), -h.iteration))

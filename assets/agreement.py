@@ -3,11 +3,11 @@
 import dagster as dg
 from pydantic import Field
 
-from agents import retrieval
-from agents.common import Item
-from agents.labeler import ABLATIONS, label
+from agents import judge, labeler
+from agents.labeler import ABLATIONS
 from assets.ingest import human_labels
-from assets.path_a import EXEMPLAR_TABLE, current_index_version, exemplar_index
+from assets.judging import judge_runtime, labelled_splits, path_a_items, threshold_for
+from assets.path_a import exemplar_index
 from resources import EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
 from training.metrics import labeller_report, report_markdown
 from warehouse.ids import content_id
@@ -17,56 +17,62 @@ GROUP = "evaluation"
 
 
 class AgreementConfig(dg.Config):
-    sample_size: int = Field(default=16, description="human-labelled items to evaluate (0 = all)")
-    seed: int = Field(default=0, description="which items: a hash order of their ids under this seed")
+    sample_size: int = Field(default=16, description="evaluation-split items to evaluate (0 = all)")
+    seed: int = Field(default=0, description="the label split (must match judge_calibration's)")
     source: str | None = Field(default=None, description="only labels from this source (e.g. igniting-eval-dev)")
-    ablations: bool = Field(default=True, description="also run without Positive / Negative / retrieval")
+    ablations: bool = Field(default=True, description="also run without Positive / Negative / retrieval / reflect")
+    use_judge_model: bool = Field(default=True, description="score with the newest trained judge (local backends)")
     k_search: int = 8
     k_final: int = 3
 
 
-def sample_labels(warehouse: WarehouseResource, config: AgreementConfig):
-    df = warehouse.get().sql(
-        "SELECT id, prompt, response, label FROM human_labels_latest WHERE ? IS NULL OR source = ?",
-        [config.source, config.source])
-    rows = sorted(df.iter_rows(named=True), key=lambda r: content_id(config.seed, r["id"]))
-    return rows[: config.sample_size] if config.sample_size else rows
-
-
-@dg.asset(group_name=GROUP, deps=[human_labels, exemplar_index], kinds={"duckdb"}, code_version="1",
-          description="Path A's multi-agent labeller on the human-labelled set: accuracy, precision, recall, F1, "
-          "kappa and Spearman for the judge and reflect stages and ablations, on all items and the 30–49-char "
-          "band, beside the length baseline.")
+@dg.asset(group_name=GROUP, deps=[human_labels, exemplar_index, dg.AssetKey("judge_calibration")],
+          kinds={"duckdb"}, code_version="2",
+          description="Path A's multi-agent labeller on the evaluation split of the human labels (never used to "
+          "train or calibrate): AUC of its scores, and accuracy, F1, kappa and positive rate at the calibrated "
+          "thresholds, for the judge and reflect stages and ablations, on all items and the 30–49-char band, "
+          "beside the length baseline.")
 def labeler_agreement(context: dg.AssetExecutionContext, config: AgreementConfig, warehouse: WarehouseResource,
                       llm: LLMResource, embedder: EmbedderResource, vectors: VectorStoreResource) -> dg.MaterializeResult:
-    sample = sample_labels(warehouse, config)
-    found = retrieval.retrieve(embedder.get(), vectors.get(), EXEMPLAR_TABLE, [r["prompt"] for r in sample],
-                               k_search=config.k_search, k_final=config.k_final,
-                               version=current_index_version(warehouse),
-                               exclude=[{r["response"]} for r in sample])  # never show the answer as an exemplar
-    items = [Item(item_id=r["id"], prompt=r["prompt"], response=r["response"], exemplars=tuple(f.texts))
-             for r, f in zip(sample, found, strict=True)]
-    truth = [int(r["label"]) for r in sample]
-    lengths = [len(r["response"]) for r in sample]
-    eval_set = content_id(sorted(r["id"] for r in sample))
-    rt = llm.runtime(context)
-    preds: dict[str, list[int | None]] = {}
+    _, _, evaluation = labelled_splits(warehouse, config.source, config.seed)
+    sample = evaluation[: config.sample_size] if config.sample_size else evaluation
+    if not sample:
+        raise dg.Failure("no evaluation-split human labels: materialize human_labels")
+    items = path_a_items(warehouse, embedder, vectors, sample, config.k_search, config.k_final)
+    truth = [e.label for e in sample]
+    lengths = [len(e.response) for e in sample]
+    eval_set = content_id(sorted(e.item_id for e in sample))
+    agents_rt = llm.runtime(context)
+    judge_rt = judge_runtime(context, warehouse, llm, config.use_judge_model)
+    tj, _ = threshold_for(context, warehouse, "path_a/judge", judge_rt.model_id, judge.PROMPT_VERSION)
+    tr, _ = threshold_for(context, warehouse, "path_a/reflect", judge_rt.model_id, judge.REFLECT_VERSION)
+    pos = [labeler.points(r) for r in labeler.argue(agents_rt, items, "positive")]
+    neg = [labeler.points(r) for r in labeler.argue(agents_rt, items, "negative")]
+    variants: dict[str, tuple[list[float | None], float]] = {}
     for ablation in ABLATIONS if config.ablations else ABLATIONS[:1]:
         if ablation.name == "no_reflect":
             continue  # identical to the full run's judge stage
-        outcomes = label(rt, items, ablation)
+        scores = labeler.score(judge_rt, items, pos, neg, ablation)
         if ablation.name == "full":
-            preds["judge (= no_reflect)"] = [o.judge_label for o in outcomes]
-            preds["reflect"] = [o.final_label for o in outcomes]
+            variants["judge (= no_reflect)"] = ([s.judge for s in scores], tj)
+            variants["reflect"] = ([s.final for s in scores], tr)
+            variants["audit only"] = ([s.audit for s in scores], tj)
         else:
-            preds[ablation.name] = [o.final_label for o in outcomes]
+            variants[ablation.name] = ([s.final for s in scores], tr)
     report = []
-    for variant, p in preds.items():
-        for r in labeller_report(p, truth, lengths):
+    for variant, (ps, t) in variants.items():
+        preds = [None if p is None else int(p >= t) for p in ps]
+        for r in labeller_report(preds, truth, lengths, scores=ps):
             report.append({"variant": variant, **r})
-    rows = [AgreementRow(evaluator="path_a", eval_set=eval_set, model=rt.model_id,
+    rows = [AgreementRow(evaluator="path_a", eval_set=eval_set, model=judge_rt.model_id,
                          **{k: v for k, v in r.items() if k in AgreementRow.model_fields})
             for r in report]
+    reflect_all = next(r for r in report if r["variant"] == "reflect" and r["subset"] == "all")
     return warehouse.record(context, rows, main_table="agreement_metrics", metadata={
-        "items": len(items), "human_positive_rate": sum(truth) / len(truth) if truth else -1.0,
-        "agreement": dg.MetadataValue.md(report_markdown(report)), **rt.stats.as_metadata()})
+        "items": len(items), "judge_model": judge_rt.model_id,
+        "human_positive_rate": sum(truth) / len(truth),
+        "reflect_kappa": reflect_all["kappa"] if reflect_all["kappa"] is not None else -1.0,
+        "reflect_auc": reflect_all["auc"] if reflect_all["auc"] is not None else -1.0,
+        "reflect_positive_rate": reflect_all["positive_rate"] if reflect_all["positive_rate"] is not None else -1.0,
+        "agreement": dg.MetadataValue.md(report_markdown(report)),
+        **agents_rt.stats.as_metadata()})

@@ -21,17 +21,26 @@ EXAMPLE_QUERIES = (
     ("Are labelled-good greetings just longer? (the length bias, DESIGN.md)",
      "SELECT label, count(*) AS n, round(avg(length(response)), 1) AS mean_chars FROM human_labels_latest "
      "GROUP BY label ORDER BY label"),
-    ("What did the multi-agent labeller decide, and why? (Path A)",
-     "SELECT v.label, left(c.text, 30) AS candidate, left(v.reason, 40) AS reason FROM verdicts_latest v "
-     "JOIN candidates c ON c.id = v.candidate_id WHERE v.stage = 'reflect' LIMIT 6"),
+    ("What did the multi-agent labeller decide? (Path A: P(是) and the calibrated threshold)",
+     "SELECT v.label, round(v.score, 3) AS p_yes, round(v.threshold, 3) AS threshold, left(c.text, 30) AS candidate "
+     "FROM verdicts_latest v JOIN candidates c ON c.id = v.candidate_id WHERE v.stage = 'reflect' "
+     "ORDER BY v.score DESC"),
+    ("Rejection sampling: the preference pairs it made",
+     "SELECT left(chosen, 30) AS chosen, left(rejected, 30) AS rejected FROM preference_pairs_latest"),
+    ("The judges' thresholds, calibrated on human labels that are not evaluation data",
+     "SELECT evaluator, n, round(threshold, 4) AS threshold, accuracy, round(auc, 3) AS auc, positive_rate, "
+     "human_positive_rate FROM calibrations_latest ORDER BY created_at DESC LIMIT 3"),
     ("How well do the automatic labellers agree with the human labels, beside the length baseline?",
-     "SELECT evaluator, variant, subset, n, round(accuracy, 3) AS acc, round(kappa, 3) AS kappa, "
-     "round(length_accuracy, 3) AS length_acc FROM agreement_metrics_latest ORDER BY evaluator, variant, subset"),
+     "SELECT evaluator, variant, subset, n, round(auc, 3) AS auc, round(accuracy, 3) AS acc, round(kappa, 3) AS kappa, "
+     "round(positive_rate, 2) AS pos_rate, round(length_auc, 3) AS length_auc FROM agreement_metrics_latest "
+     "ORDER BY evaluator, variant, subset"),
     ("Which models were trained, from which warehouse snapshot? (the registry)",
      "SELECT model_id, kind, base, input_snapshots, artifact_path FROM models_latest ORDER BY created_at"),
-    ("How do the policies compare on held-out prompts?",
-     "SELECT model_kind, n, round(reward_mean, 3) AS rm_mean, rm_excellence_rate, judge_excellence_rate, "
-     "round(mean_chars, 1) AS mean_chars, round(distinct_2, 3) AS distinct_2 FROM policy_evaluations_latest"),
+    ("How do the policies compare on held-out prompts? (independent evaluator and judge, ± standard error)",
+     "SELECT model_kind, n, round(evaluator_mean, 3) AS evaluator, round(evaluator_se, 3) AS se, "
+     "round(judge_score_mean, 3) AS judge_p, round(judge_score_se, 3) AS judge_se, judge_excellence_rate, "
+     "round(mean_chars, 1) AS chars, round(evaluator_gain_vs_sft, 3) AS gain_vs_sft, "
+     "round(win_rate_vs_sft, 2) AS win_rate FROM policy_evaluations_latest ORDER BY created_at"),
 )
 
 
@@ -92,25 +101,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m assets.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", nargs="*", help="prompt batches to materialize (default: all known)")
-    parser.add_argument("--prompts", type=int, default=3, help="prompts per batch that get candidates (0 = all)")
-    parser.add_argument("--k", type=int, default=2, help="candidates per prompt")
-    parser.add_argument("--agreement-sample", type=int, default=4,
-                        help="human-labelled items for labeler_agreement and judge_agreement")
-    parser.add_argument("--train-steps", type=int, default=2, help="optimizer steps for SFT and the reward model")
+    parser.add_argument("--prompts", type=int, default=4, help="prompts per batch that get candidates (0 = all)")
+    parser.add_argument("--k", type=int, default=4, help="candidates per prompt")
+    parser.add_argument("--agreement-sample", type=int, default=12,
+                        help="evaluation-split human labels for labeler_agreement and judge_agreement, and "
+                        "calibration-split labels for judge_calibration")
+    parser.add_argument("--train-steps", type=int, default=2, help="optimizer steps for SFT and the reward models")
+    parser.add_argument("--judge-steps", type=int, default=3, help="optimizer steps for the judge")
     parser.add_argument("--grpo-steps", type=int, default=2, help="GRPO steps")
+    parser.add_argument("--eval-prompts", type=int, default=32, help="held-out prompts for policy_evaluation")
     args = parser.parse_args()
     # Small on purpose: the embedded default on a CPU. Full runs are Dagster run configs.
+    small_rm = {"max_steps": args.train_steps, "batch_size": 4, "max_eval_labels": 40}
     overrides = {
-        "candidates": {"max_prompts": args.prompts, "k": args.k},
-        "labeler_agreement": {"sample_size": args.agreement_sample},
+        "candidates": {"max_prompts": args.prompts, "k": args.k, "max_new_tokens": 64},
+        "judge_model": {"max_steps": args.judge_steps, "batch_size": 8, "max_pairs": 8,
+                        "max_eval_labels": args.agreement_sample, "principle_ablations": False},
         "judge_principles": {"iterations": 1, "generated_per_iteration": 2, "real_per_iteration": 4,
-                             "heldout_size": args.agreement_sample},
+                             "heldout_size": args.agreement_sample, "calibration_size": args.agreement_sample,
+                             "retrain_judge": False},
+        "judge_calibration": {"max_items": args.agreement_sample},
+        "labeler_agreement": {"sample_size": args.agreement_sample},
         "judge_agreement": {"sample_size": args.agreement_sample},
         "sft_model": {"max_steps": args.train_steps, "batch_size": 4},
-        "reward_model": {"max_steps": args.train_steps, "batch_size": 4, "max_eval_labels": 40},
+        "reward_model": small_rm,
+        "evaluator_model": small_rm,
         "grpo_policy": {"max_steps": args.grpo_steps, "batch_size": 4, "num_generations": 2,
                         "max_completion_length": 48, "max_prompts": 16},
-        "policy_evaluation": {"max_prompts": 3, "max_new_tokens": 48},
+        "policy_evaluation": {"max_prompts": args.eval_prompts, "max_new_tokens": 48},
     }
     failures = materialize_all(args.batches, overrides=overrides)
     show(Warehouse(WarehouseConfig.from_env()))

@@ -13,10 +13,11 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from agents import debate, judge, policy, retrieval
+from agents import debate, judge, labeler, policy, retrieval
 from agents.common import Item
-from agents.pairs import Labelled, make_pairs
+from agents.pairs import Labelled, PairingPolicy, make_pairs
 from assets.ingest import prompts, seed_preference_pairs, seed_sft_examples
+from assets.judging import judge_runtime, threshold_for
 from assets.partitions import prompt_batches
 from resources import EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
 from resources.warehouse import markdown_preview
@@ -160,8 +161,8 @@ def _items(warehouse: WarehouseResource, batch: str) -> tuple[list[Item], pl.Dat
     df = warehouse.get().sql("""
         SELECT c.id, c.prompt_id, p.text AS prompt, c.text, coalesce(r.exemplar_texts, []) AS exemplars
         FROM candidates_latest c JOIN prompts p ON p.id = c.prompt_id
-        LEFT JOIN retrievals_latest r ON r.prompt_id = c.prompt_id
-        WHERE c.partition_key = ? ORDER BY c.id""", [batch])
+        LEFT JOIN (SELECT * FROM retrievals_latest WHERE index_version = ?) r ON r.prompt_id = c.prompt_id
+        WHERE c.partition_key = ? ORDER BY c.id""", [str(current_index_version(warehouse)), batch])
     items = [Item(item_id=r["id"], prompt=r["prompt"], response=r["text"], exemplars=tuple(r["exemplars"]))
              for r in df.iter_rows(named=True)]
     return items, df
@@ -176,7 +177,7 @@ def debate_arguments(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     rt = llm.runtime(context)
     rows = []
     for side in ("positive", "negative"):
-        for it, res in zip(items, debate.argue(rt, items, side), strict=True):
+        for it, res in zip(items, labeler.argue(rt, items, side), strict=True):
             rows.append(DebateArgumentRow(
                 candidate_id=it.item_id, side=side, points=res.parsed["points"] if res.ok else [],
                 status=res.status, error=res.error, agent_version=debate.PROMPT_VERSION, llm_call_id=res.request_key))
@@ -185,6 +186,7 @@ def debate_arguments(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 
 
 class VerdictsConfig(dg.Config):
+    use_judge_model: bool = Field(default=True, description="score with the newest trained judge (local backends)")
     max_parse_failure_rate: float = Field(default=0.2, description="blocking check threshold")
     min_positive_rate: float = Field(default=0.0, description="label balance: lowest acceptable share of 1s")
     max_positive_rate: float = Field(default=1.0, description="label balance: highest acceptable share of 1s")
@@ -205,9 +207,12 @@ def _points_by(df: pl.DataFrame, side: str) -> dict[str, list[dict] | None]:
             for cid, pts, status in zip(sub["candidate_id"], sub["points"], sub["status"], strict=True)}
 
 
-@dg.asset(group_name=GROUP, partitions_def=prompt_batches, deps=[debate_arguments], kinds={"duckdb"},
-          code_version=f"1-{judge.PROMPT_VERSION}-{judge.REFLECT_VERSION}", check_specs=VERDICT_CHECKS,
-          description="Judge (strict 0/1 with a reason) and Reflect (audited final label) per candidate.")
+@dg.asset(group_name=GROUP, partitions_def=prompt_batches, deps=[debate_arguments, dg.AssetKey("judge_calibration")],
+          kinds={"duckdb"}, code_version=f"2-{judge.PROMPT_VERSION}-{judge.REFLECT_VERSION}",
+          check_specs=VERDICT_CHECKS,
+          description="Judge (P(是) with the debate and exemplars as reference) and Reflect (the audit without the "
+          "debate, finalising the mean of both readings) per candidate; labels at thresholds calibrated on human "
+          "labels (judge_calibration), stored beside the scores.")
 def verdicts(context: dg.AssetExecutionContext, config: VerdictsConfig, warehouse: WarehouseResource,
              llm: LLMResource) -> dg.MaterializeResult:
     items, _ = _items(warehouse, context.partition_key)
@@ -217,24 +222,28 @@ def verdicts(context: dg.AssetExecutionContext, config: VerdictsConfig, warehous
     pos_by, neg_by = _points_by(args, "positive"), _points_by(args, "negative")
     pos = [pos_by.get(it.item_id) for it in items]
     neg = [neg_by.get(it.item_id) for it in items]
-    rt = llm.runtime(context)
-    j = judge.judge(rt, items, pos, neg)
-    jv = [r.parsed if r.ok else None for r in j]
-    r = judge.reflect(rt, items, pos, neg, jv)
+    rt = judge_runtime(context, warehouse, llm, config.use_judge_model)
+    tj, cal_j = threshold_for(context, warehouse, "path_a/judge", rt.model_id, judge.PROMPT_VERSION)
+    tr, cal_r = threshold_for(context, warehouse, "path_a/reflect", rt.model_id, judge.REFLECT_VERSION)
+    scored = labeler.score(rt, items, pos, neg)
     rows = []
-    for it, a, b in zip(items, j, r, strict=True):
-        ja = a.parsed if a.ok else None
-        rb = b.parsed if b.ok else None
-        rows.append(VerdictRow(candidate_id=it.item_id, stage="judge", label=ja["label"] if ja else None,
-                               reason=ja["reason"] if ja else f"[{a.status}] {a.error}", agent_version=judge.PROMPT_VERSION,
-                               llm_call_id=a.request_key))
-        rows.append(VerdictRow(candidate_id=it.item_id, stage="reflect", label=rb["label"] if rb else None,
-                               reason=rb["reason"] if rb else f"[{b.status}] {b.error}",
-                               changed=(rb["label"] != ja["label"]) if rb and ja else None,
-                               agent_version=judge.REFLECT_VERSION, llm_call_id=b.request_key))
+    for it, sc in zip(items, scored, strict=True):
+        jl = None if sc.judge is None else int(sc.judge >= tj)
+        fl = None if sc.final is None else int(sc.final >= tr)
+        rows.append(VerdictRow(candidate_id=it.item_id, stage="judge", label=jl, score=sc.judge, threshold=tj,
+                               calibration_id=cal_j, agent_version=judge.PROMPT_VERSION,
+                               reason=_reason(sc.judge, tj, sc.judge_result), llm_call_id=sc.judge_result.request_key))
+        audit = sc.audit_result
+        rows.append(VerdictRow(candidate_id=it.item_id, stage="reflect", label=fl, score=sc.final, threshold=tr,
+                               calibration_id=cal_r, changed=(fl != jl) if fl is not None and jl is not None else None,
+                               agent_version=judge.REFLECT_VERSION,
+                               reason=_reason(sc.final, tr, audit) + (f"（复核单看 P(是)={sc.audit:.3f}）"
+                                                                      if sc.audit is not None else ""),
+                               llm_call_id=audit.request_key if audit else None))
     n = len(items)
-    failures = sum(1 for x in [*j, *r] if not x.ok)
+    failures = sum(1 for sc in scored for x in (sc.judge_result, sc.audit_result) if x is not None and not x.ok)
     finals = [row.label for row in rows if row.stage == "reflect" and row.label is not None]
+    scores = [row.score for row in rows if row.stage == "reflect" and row.score is not None]
     missing_debate = sum(1 for it in items if it.item_id not in pos_by or it.item_id not in neg_by)
     missing_final = n - len(finals)
     fail_rate = failures / (2 * n) if n else 0.0
@@ -251,17 +260,26 @@ def verdicts(context: dg.AssetExecutionContext, config: VerdictsConfig, warehous
     ]
     changed = sum(1 for row in rows if row.changed)
     result = warehouse.record(context, rows, main_table="verdicts", metadata={
-        "candidates": n, "final_positive_rate": pos_rate if pos_rate is not None else -1.0,
+        "candidates": n, "judge_model": rt.model_id, "threshold_judge": tj, "threshold_reflect": tr,
+        "calibrated": cal_j is not None and cal_r is not None,
+        "final_positive_rate": pos_rate if pos_rate is not None else -1.0,
+        "final_score_min": min(scores) if scores else -1.0, "final_score_max": max(scores) if scores else -1.0,
         "reflect_changed": changed, "labels": dg.MetadataValue.json(dict(Counter(str(x) for x in finals))),
         **rt.stats.as_metadata()})
     return dg.MaterializeResult(metadata=result.metadata, data_version=result.data_version, check_results=checks)
+
+
+def _reason(p: float | None, threshold: float, result) -> str:
+    if p is None:
+        return f"[{result.status if result else 'missing'}] {result.error if result else ''}"
+    return f"P(是)={p:.3f} {'≥' if p >= threshold else '<'} 阈值 {threshold:.3f}"
 
 
 # ---------------------------------------------------------------- preference pairs
 
 
 class PairsConfig(dg.Config):
-    policy: str = Field(default="best_vs_worst", description="all | best_vs_worst | one_per_prompt")
+    policy: PairingPolicy = Field(default="best_vs_worst", description="all | best_vs_worst | one_per_prompt")
     seed: int = 0
 
 
@@ -272,9 +290,7 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
     df = warehouse.get().sql("""
         SELECT c.id, c.prompt_id, c.text, v.label, v.id AS verdict_id,
-               list(d.id) AS debate_ids,
-               coalesce(sum(CASE WHEN d.side = 'positive' THEN json_array_length(d.points) END), 0)
-             - coalesce(sum(CASE WHEN d.side = 'negative' THEN json_array_length(d.points) END), 0) AS score
+               list(d.id) AS debate_ids, coalesce(any_value(v.score), 0.0) AS score
         FROM candidates_latest c
         JOIN verdicts_latest v ON v.candidate_id = c.id AND v.stage = 'reflect' AND v.label IS NOT NULL
         LEFT JOIN debate_arguments_latest d ON d.candidate_id = c.id AND d.agent_version = ?
@@ -289,8 +305,16 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig,
                               rejected=p.rejected.text, pairing_policy=config.policy,
                               evidence_ids=[*p.chosen.evidence_ids, *p.rejected.evidence_ids]) for p in pairs]
     same = sum(1 for r in rows if r.chosen.strip() == r.rejected.strip())
+    labels = Counter(x.label for x in labelled)
+    why = None
+    if not rows:
+        why = ("no labelled candidates in this batch" if not labelled else
+               f"no prompt has both a label-1 and a label-0 candidate (labels: {dict(labels)})")
+        context.log.warning(f"no preference pairs: {why}")
     result = warehouse.record(context, rows, main_table="preference_pairs", metadata={
-        "labelled_candidates": len(labelled), "prompts_with_pairs": len({r.prompt_id for r in rows})})
+        "labelled_candidates": len(labelled), "prompts_with_pairs": len({r.prompt_id for r in rows}),
+        "label_counts": dg.MetadataValue.json({str(k): v for k, v in labels.items()}),
+        **({"why_no_pairs": why} if why else {})})
     check = dg.AssetCheckResult(check_name="chosen_differs_from_rejected", passed=same == 0,
                                 metadata={"pairs": len(rows), "chosen_equals_rejected": same})
     return dg.MaterializeResult(metadata=result.metadata, data_version=result.data_version, check_results=[check])

@@ -15,14 +15,16 @@ import dagster as dg
 from pydantic import Field
 
 from assets.ingest import human_labels, prompts, seed_preference_pairs, seed_sft_examples
+from assets.judging import EVAL_SOURCES, evaluation_texts, judge_model, labelled_splits
 from assets.path_a import preference_pairs
-from assets.path_b import chosen_principles, judge_principles, labelled_splits
+from assets.path_b import chosen_principles, judge_principles
 from resources import TrainingResource, WarehouseResource
 from training import artifacts
 from training.code_version import code_version
 from training.config import (
     Generation,
     GRPORunConfig,
+    JudgeRunConfig,
     Kernels,
     LoRA,
     Reward,
@@ -44,6 +46,19 @@ GROUP = "training"
 def heldout(key: str, fraction: float) -> bool:
     """A stable split by id: the same prompt or pair is always on the same side."""
     return int(hashlib.blake2b(key.encode(), digest_size=4).hexdigest(), 16) % 10_000 < fraction * 10_000
+
+
+# Prompt batches that only ever evaluate policies (the paper's GRPO test split).
+EVAL_BATCHES = ("igniting-grpo-test",)
+
+
+def policy_prompts(warehouse: WarehouseResource, heldout_fraction: float, evaluation: bool,
+                   snapshot: int | None = None) -> list[dict]:
+    """GRPO's training prompts (``evaluation=False``) or the held-out ones policies are compared on:
+    a fixed hash share of every batch plus every evaluation batch, never both."""
+    df = warehouse.get().sql("SELECT id, text, batch FROM prompts_latest ORDER BY id", as_of=snapshot)
+    return [r for r in df.to_dicts()
+            if (heldout(r["id"], heldout_fraction) or r["batch"] in EVAL_BATCHES) == evaluation]
 
 
 def _fetch(warehouse: WarehouseResource, snapshot: int, sql: str, params: list | None = None) -> list[dict]:
@@ -104,7 +119,7 @@ def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, trai
 def _file_fields(cfg: RunConfig, files: dict) -> dict[str, Any]:
     update: dict[str, Any] = {}
     for name, path in files.items():
-        if name == "train" and isinstance(cfg, SFTRunConfig):
+        if name == "train" and isinstance(cfg, (SFTRunConfig, JudgeRunConfig)):
             update["train_file"] = str(path)
         elif name == "train" and isinstance(cfg, RMRunConfig):
             update["train_files"] = [str(path)]
@@ -187,35 +202,62 @@ class RewardModelConfig(TrainConfig):
     max_eval_labels: int = Field(default=200, description="labelled evaluation items for AUC (0 = all)")
 
 
-@dg.asset(group_name=GROUP, deps=[preference_pairs, seed_preference_pairs, human_labels], kinds={"pytorch"},
-          code_version="1",
-          description="Bradley–Terry reward model on preference pairs; pair accuracy (all and length-matched) and "
-          "AUC on labelled items (all and 30–49 chars), each beside the length baseline.")
-def reward_model(context: dg.AssetExecutionContext, config: RewardModelConfig, warehouse: WarehouseResource,
-                 training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
-    snap = warehouse.get().current_snapshot()
+def _reward_data(warehouse: WarehouseResource, snap: int, config: RewardModelConfig, half: int) -> dict[str, list]:
+    """Pairs for a reward model: never evaluation data; ``half`` 0 or 1 of a fixed hash split, so the
+    policy's training reward and the evaluator that judges the policy never share a pair."""
+    banned = evaluation_texts(warehouse)
     pairs: list[dict] = []
     if config.data in ("both", "pipeline"):
         pairs += _fetch(warehouse, snap, "SELECT pp.id, p.text AS prompt, pp.chosen, pp.rejected "
                         "FROM preference_pairs_latest pp JOIN prompts p ON p.id = pp.prompt_id ORDER BY pp.id")
     if config.data in ("both", "seed"):
-        pairs += _fetch(warehouse, snap, "SELECT id, prompt, chosen, rejected FROM seed_preference_pairs_latest ORDER BY id")
-    train = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in pairs
-             if not heldout(r["id"], config.heldout_fraction)]
-    evals = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in pairs
-             if heldout(r["id"], config.heldout_fraction)]
-    if not train:
-        raise dg.Failure("no preference pairs: materialize preference_pairs or seed_preference_pairs")
+        pairs += _fetch(warehouse, snap, "SELECT id, prompt, chosen, rejected FROM seed_preference_pairs_latest "
+                        "WHERE NOT list_contains(?, source) ORDER BY id", [list(EVAL_SOURCES)])
+    pairs = [r for r in pairs if r["chosen"] not in banned and r["rejected"] not in banned
+             and heldout(f"evaluator:{r['id']}", 0.5) == bool(half)]
+    keep = ("prompt", "chosen", "rejected")
+    train = [{k: r[k] for k in keep} for r in pairs if not heldout(r["id"], config.heldout_fraction)]
+    evals = [{k: r[k] for k in keep} for r in pairs if heldout(r["id"], config.heldout_fraction)]
+    # evaluation pairs of the paper (never trained on) report pair accuracy when present
+    evals += _fetch(warehouse, snap, "SELECT prompt, chosen, rejected FROM seed_preference_pairs_latest "
+                    "WHERE source = 'igniting-pairs-dev' ORDER BY id")
     _, _, evaluation = labelled_splits(warehouse, None, 0)
     labels = [{"prompt": e.prompt, "response": e.response, "label": e.label} for e in evaluation]
     if config.max_eval_labels:
         labels = labels[: config.max_eval_labels]
+    return {"train": train, **({"eval_pairs": evals} if evals else {}), **({"eval_labels": labels} if labels else {})}
+
+
+def _reward(context, config: RewardModelConfig, warehouse: WarehouseResource, training: TrainingResource,
+            pipes_client, kind: str, half: int) -> dg.MaterializeResult:
+    snap = warehouse.get().current_snapshot()
+    data = _reward_data(warehouse, snap, config, half)
+    if not data["train"]:
+        raise dg.Failure("no preference pairs: materialize preference_pairs or seed_preference_pairs")
     base = config.base_model or training.base_model
     cfg = RMRunConfig(base_model=training.resolve(base), output_dir="-", train_files=["-"], engine=config.engine,
                       packing=config.packing, max_train_pairs=config.max_train_pairs, **config.common())
-    data = {"train": train, **({"eval_pairs": evals} if evals else {}), **({"eval_labels": labels} if labels else {})}
-    return _train(context, warehouse, training, pipes_client, kind="reward", module="training.rm", cfg=cfg,
-                  base_id=base, data_files=data, snapshot=snap)
+    return _train(context, warehouse, training, pipes_client, kind=kind, module="training.rm", cfg=cfg,
+                  base_id=base, data_files=data, snapshot=snap, lineage={"pair_half": half})
+
+
+@dg.asset(group_name=GROUP, deps=[preference_pairs, seed_preference_pairs, human_labels], kinds={"pytorch"},
+          code_version="2",
+          description="Bradley–Terry reward model (GRPO's training reward) on one half of the preference pairs "
+          "(never evaluation data); pair accuracy (all and length-matched) and AUC on labelled items (all and "
+          "30–49 chars), each beside the length baseline.")
+def reward_model(context: dg.AssetExecutionContext, config: RewardModelConfig, warehouse: WarehouseResource,
+                 training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    return _reward(context, config, warehouse, training, pipes_client, "reward", 0)
+
+
+@dg.asset(group_name="evaluation", deps=[preference_pairs, seed_preference_pairs, human_labels], kinds={"pytorch"},
+          code_version="2",
+          description="The independent evaluator: a reward model trained like reward_model on the *other* half of "
+          "the pairs, so policies are never judged by the reward they were trained on.")
+def evaluator_model(context: dg.AssetExecutionContext, config: RewardModelConfig, warehouse: WarehouseResource,
+                    training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    return _reward(context, config, warehouse, training, pipes_client, "evaluator", 1)
 
 
 # ---------------------------------------------------------------- GRPO
@@ -239,7 +281,7 @@ class GRPOPolicyConfig(TrainConfig):
         default="auto", description="rollouts without vLLM: graph = CUDA-graph sampler (auto on CUDA), generate, paged")
 
 
-@dg.asset(group_name=GROUP, deps=[sft_model, reward_model, judge_principles, prompts], kinds={"pytorch"},
+@dg.asset(group_name=GROUP, deps=[sft_model, reward_model, judge_principles, judge_model, prompts], kinds={"pytorch"},
           code_version="1",
           description="GRPO from the newest SFT model (TRL GRPOTrainer), reward = reward model | judge | weighted sum, "
           "KL to the reference; reward, KL, completion length and clipping logged.")
@@ -261,9 +303,10 @@ def grpo_policy(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, war
         pid, s_d = chosen_principles(warehouse, config.principles_id)
         lineage["principles_id"] = pid
         kwargs["judge_principles"] = s_d
-        kwargs["judge_model"] = training.resolve()  # the judge is the base model, not the policy in training
-    ps = _fetch(warehouse, snap, "SELECT id, text FROM prompts_latest ORDER BY id")
-    train = [{"prompt": r["text"]} for r in ps if not heldout(r["id"], config.heldout_fraction)]
+        judge = latest_model(wh, "judge")  # the trained judge, else the base model (never the policy in training)
+        kwargs["judge_model"] = judge["artifact_path"] if judge else training.resolve()
+        lineage["judge_model_id"] = judge["model_id"] if judge else training.base_model
+    train = [{"prompt": r["text"]} for r in policy_prompts(warehouse, config.heldout_fraction, False, snap)]
     if config.max_prompts:
         train = train[: config.max_prompts]
     if not train:

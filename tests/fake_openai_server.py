@@ -11,6 +11,8 @@ The last user message picks the behaviour by marker:
   [prose]        200, content is not JSON; a repair request (with an assistant turn) gets JSON
   [401]          401 whose body echoes the API key, as some providers do
   [no-rf]        400 when response_format is sent, 200 without it
+A request with ``logprobs`` gets one token and its top log-probabilities: 是 likely when the user
+message contains 【好】, 否 likely otherwise (what a judge endpoint such as vLLM returns).
 otherwise 200 with a JSON answer ({"label": 1, "reason": …} for schema requests, text otherwise).
 """
 
@@ -98,10 +100,19 @@ class FakeOpenAI:
                     content = json.dumps({"label": 1, "reason": f"echo {user[:20]}"}, ensure_ascii=False)
                 else:
                     content = f"回答：{user}"
+                choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                if req.get("logprobs"):
+                    good = "【好】" in user
+                    top = [{"token": "是", "logprob": -0.1 if good else -2.5, "bytes": None},
+                           {"token": "否", "logprob": -2.5 if good else -0.1, "bytes": None},
+                           {"token": "好", "logprob": -6.0, "bytes": None}][: req.get("top_logprobs") or 1]
+                    top.sort(key=lambda t: -t["logprob"])
+                    choice = {"index": 0, "finish_reason": "length",
+                              "message": {"role": "assistant", "content": top[0]["token"]},
+                              "logprobs": {"content": [{**top[0], "top_logprobs": top}]}}
                 body = {
                     "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": req["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
+                    "choices": [choice],
                     "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
                 }
                 return self._send(200, json.dumps(body, ensure_ascii=False).encode())

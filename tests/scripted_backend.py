@@ -42,8 +42,8 @@ if __name__ == "__main__":  # the worker that the resume test kills
 
 
 class ScriptedPathB:
-    """Answers Path B's agents by schema: the Detector calls anything "BAD" good until its
-    principles contain 识破BAD; "TRICKY" it always gets wrong (so every iteration has errors).
+    """Answers Path B's agents by schema; the Detector (a score request) calls anything "BAD" good until
+    its principles contain 识破BAD; "TRICKY" it always gets wrong (so every iteration has errors).
     The S_D optimizer adds 识破BAD at iteration 1, writes a harmful rule at iteration 2, and
     proposes 12 rules at iteration 3 (over the cap of 10)."""
 
@@ -56,18 +56,9 @@ class ScriptedPathB:
         self.items: list[str] = []
 
     def _answer(self, r: ChatRequest) -> dict:
-        system, user = r.messages[0]["content"], r.messages[-1]["content"]
+        user = r.messages[-1]["content"]
         if r.schema_name == "FlawedGreeting":
             return {"greeting": "BAD 平庸的祝福", "flaws": "套话堆砌"}
-        if r.schema_name == "Detection":
-            response = user.split("【祝福语】")[-1]
-            if "全部判1" in system or "TRICKY" in response:
-                label = 1
-            elif "BAD" in response:
-                label = 0 if "识破BAD" in system else 1
-            else:
-                label = 1
-            return {"reason": "脚本", "label": label, "suggestion": "藏深一点" if label == 0 else ""}
         if r.schema_name == "Reflection":
             return {"analysis": "漏看了缺陷", "suggestion": "识破BAD"}
         if r.schema_name == "RuleSet":
@@ -81,6 +72,28 @@ class ScriptedPathB:
                 return {"rules": ["全部判1"]}
             return {"rules": [f"规则{k}" for k in range(12)]}
         raise AssertionError(f"unexpected schema {r.schema_name}")
+
+    @staticmethod
+    def detect(r: ChatRequest) -> int:
+        """The Detector's verdict on a judge prompt (``agents.judging``): 1 = excellent."""
+        system, user = r.messages[0]["content"], r.messages[-1]["content"]
+        response = user.split("【祝福语】")[-1]
+        if "全部判1" in system or "TRICKY" in response:
+            return 1
+        if "BAD" in response:
+            return 0 if "识破BAD" in system else 1
+        return 1
+
+    def score(self, requests: list[ChatRequest]) -> list[Generation]:
+        out = []
+        for r in requests:
+            self.items.append(r.item or "")
+            if self.crash_on and r.item == self.crash_on:
+                raise RuntimeError(f"simulated crash at {r.item}")
+            yes = self.detect(r)
+            out.append(Generation(text=str(yes), tokens_in=5, tokens_out=0,
+                                  label_logprobs=(-0.1, -2.5) if yes else (-2.5, -0.1)))
+        return out
 
     def generate(self, requests: list[ChatRequest]) -> list[Generation]:
         import json

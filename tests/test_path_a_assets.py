@@ -6,11 +6,12 @@ import json
 import dagster as dg
 import pytest
 
-from assets import agreement, ingest, path_a
+from agents import judge
+from assets import agreement, ingest, judging, path_a, path_b
 from assets.partitions import prompt_batches
 from resources import DatasetsResource, EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
 
-ASSETS = dg.load_assets_from_modules([ingest, path_a, agreement])
+ASSETS = dg.load_assets_from_modules([ingest, judging, path_a, path_b, agreement])
 SOURCES = ["seed_sft_examples", "seed_preference_pairs", "human_labels", "exemplar_index"]
 CHAIN = ["prompts", "candidates", "retrievals", "debate_arguments", "verdicts", "preference_pairs"]
 
@@ -55,12 +56,14 @@ def test_path_a_chain_stores_every_stage_and_reruns_without_model_calls(env):
     assert sides == [("negative", n), ("positive", n)]
     stages = dict(wh.sql("SELECT stage, count(*) FROM verdicts_latest GROUP BY stage").rows())
     assert stages == {"judge": n, "reflect": n}
-    assert wh.sql("SELECT count(*) AS n FROM verdicts WHERE label IS NULL")["n"][0] == 0  # constrained decoding
+    assert wh.sql("SELECT count(*) AS n FROM verdicts WHERE label IS NULL OR score IS NULL")["n"][0] == 0
+    assert wh.sql("SELECT min(score) >= 0 AND max(score) <= 1 FROM verdicts").item()
 
     checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
     assert checks["every_candidate_judged"] and checks["parse_failure_rate"]
     assert checks["chosen_differs_from_rejected"]
-    assert _meta(first, "verdicts")["llm_model_calls"].value == 2 * n
+    assert _meta(first, "verdicts")["llm_model_calls"].value == 2 * n  # one forward pass per stage
+    assert _meta(first, "verdicts")["calibrated"].value is False  # no judge_calibration yet: threshold 0.5
 
     _run(resources, instance, SOURCES)  # the exemplars did not change: same LanceDB version, no new events
     assert wh.count("vector_indexes") == 1
@@ -74,7 +77,7 @@ def test_path_a_chain_stores_every_stage_and_reruns_without_model_calls(env):
 
     # the stored prompt/agent versions are queryable next to every event
     versions = wh.sql("SELECT DISTINCT agent_version FROM verdicts ORDER BY 1")["agent_version"].to_list()
-    assert versions == ["judge-v1", "reflect-v1"]
+    assert versions == sorted([judge.PROMPT_VERSION, judge.REFLECT_VERSION])
 
 
 def test_preference_pairs_export_in_trl_format(env):
@@ -97,8 +100,10 @@ def test_labeler_agreement_reports_every_variant_beside_the_length_baseline(env)
     res = _run(resources, instance, ["labeler_agreement"], config={"labeler_agreement": {"sample_size": 4}})
     rows = wh.sql("SELECT variant, subset, n, parse_failures, accuracy, length_accuracy FROM agreement_metrics")
     variants = set(rows["variant"])
-    assert variants == {"judge (= no_reflect)", "reflect", "no_positive", "no_negative", "no_retrieval"}
+    assert variants == {"judge (= no_reflect)", "reflect", "audit only", "no_positive", "no_negative", "no_retrieval"}
     assert set(rows["subset"]) == {"all", "band_30_49"}
     full = rows.filter((rows["variant"] == "reflect") & (rows["subset"] == "all")).row(0, named=True)
     assert full["n"] + full["parse_failures"] == 4 and full["length_accuracy"] is not None
     assert "length_auc" in _meta(res, "labeler_agreement")["agreement"].value
+    aucs = wh.sql("SELECT auc FROM agreement_metrics WHERE subset = 'all'")["auc"]
+    assert aucs.null_count() == 0  # every variant's score has an AUC against the human labels

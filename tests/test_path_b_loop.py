@@ -5,12 +5,12 @@ import pytest
 
 import resources.llm_resource as llm_resource
 from agents.principles import INITIAL_S_D, MAX_RULES
-from assets import ingest, path_b
-from resources import DatasetsResource, LLMResource, WarehouseResource
+from assets import ingest, judging, path_b
+from resources import DatasetsResource, LLMResource, TrainingResource, WarehouseResource
 from tests.scripted_backend import ScriptedPathB
 from warehouse.schema import HumanLabelRow
 
-ASSETS = dg.load_assets_from_modules([ingest, path_b])
+ASSETS = dg.load_assets_from_modules([ingest, judging, path_b])
 
 
 def _labels():
@@ -30,8 +30,9 @@ def setup(zhufu_home, monkeypatch):
     def run(backend, **config):
         monkeypatch.setitem(llm_resource._BACKENDS, ("local", "scripted", None, 16), backend)
         resources = {"warehouse": warehouse, "datasets": DatasetsResource(),
-                     "llm": LLMResource(warehouse=warehouse, model="scripted")}
-        cfg = {"iterations": 3, "patience": 5, "heldout_size": 0, **config}
+                     "llm": LLMResource(warehouse=warehouse, model="scripted"), "training": TrainingResource(),
+                     "pipes_client": dg.PipesSubprocessClient()}
+        cfg = {"iterations": 3, "patience": 5, "heldout_size": 0, "retrain_judge": False, **config}
         return dg.materialize(ASSETS, selection=[dg.AssetKey("judge_principles")], resources=resources,
                               run_config={"ops": {"judge_principles": {"config": cfg}}}, raise_on_error=False)
 
@@ -39,8 +40,8 @@ def setup(zhufu_home, monkeypatch):
 
 
 def _iterations(wh):
-    return wh.sql("SELECT iteration, s_d, heldout_accuracy, detector_errors FROM judge_principles_latest "
-                  "ORDER BY iteration").rows(named=True)
+    return wh.sql("SELECT iteration, s_d, heldout_accuracy, heldout_auc, threshold, detector_errors "
+                  "FROM judge_principles_latest ORDER BY iteration").rows(named=True)
 
 
 def test_s_d_changes_only_after_detector_errors_and_the_best_held_out_s_d_is_chosen(setup):
@@ -55,8 +56,9 @@ def test_s_d_changes_only_after_detector_errors_and_the_best_held_out_s_d_is_cho
     assert its[2]["s_d"] == ["全部判1"]          # a harmful rewrite...
     assert its[3]["s_d"] == its[2]["s_d"]        # ...and an over-long one (12 rules) was refused
     assert all(len(i["s_d"]) <= MAX_RULES for i in its)
-    accs = [i["heldout_accuracy"] for i in its]
-    assert accs[1] > accs[0] and accs[2] < accs[1]
+    aucs = [i["heldout_auc"] for i in its]
+    assert aucs[1] > aucs[0] and aucs[2] < aucs[1]
+    assert all(i["threshold"] is not None for i in its)  # each iteration's S_D calibrated on the train split
     meta = result.asset_materializations_for_node("judge_principles")[0].metadata
     assert meta["best_iteration"].value == 1      # best held-out, not the last
     pid, s_d = path_b.chosen_principles(WarehouseResource(), None)
@@ -66,16 +68,11 @@ def test_s_d_changes_only_after_detector_errors_and_the_best_held_out_s_d_is_cho
 def test_no_errors_means_s_d_never_changes(setup, monkeypatch):
     run, wh = setup
     backend = ScriptedPathB()
-    original = backend._answer
 
     def perfect(r):  # a detector that is always right: nothing to reflect on
-        a = original(r)
-        if r.schema_name == "Detection":
-            resp = r.messages[-1]["content"].split("【祝福语】")[-1]
-            a["label"] = int(resp.startswith("GOOD"))
-        return a
+        return int(r.messages[-1]["content"].split("【祝福语】")[-1].startswith("GOOD"))
 
-    monkeypatch.setattr(backend, "_answer", perfect)
+    monkeypatch.setattr(backend, "detect", perfect)
     assert run(backend, patience=5).success
     its = _iterations(wh)
     assert all(i["s_d"] == INITIAL_S_D and i["detector_errors"] == 0 for i in its)
@@ -91,6 +88,6 @@ def test_a_crash_mid_iteration_resumes_from_recorded_iterations(setup):
     assert run(resumed_backend).success
     assert [i["iteration"] for i in _iterations(wh)] == [0, 1, 2, 3]
     # iterations 0 and 1 were not recomputed; iteration 2's finished calls came from the call log
-    assert not any(x.startswith(("gen-1-", "heldout-0", "heldout-1", "detect-2", "reflect-2")) for x in resumed_backend.items)
+    assert not any(x.startswith(("gen-1-", "it0-", "it1-", "detect-2", "reflect-2")) for x in resumed_backend.items)
     assert "optimize-S_D-2" in resumed_backend.items
     assert wh.sql("SELECT count(*) AS n FROM judge_principles")["n"][0] == 4

@@ -4,7 +4,7 @@ inputs retrain nothing, candidates come from the SFT model, and the policies are
 
 import dagster as dg
 
-from assets import agreement, ingest, path_a, path_b, policy_eval, training
+from assets import agreement, ingest, judging, path_a, path_b, policy_eval, training
 from assets.partitions import prompt_batches
 from resources import (
     DatasetsResource,
@@ -16,7 +16,7 @@ from resources import (
 )
 from training import artifacts
 
-ASSETS = dg.load_assets_from_modules([ingest, path_a, path_b, agreement, training, policy_eval])
+ASSETS = dg.load_assets_from_modules([ingest, judging, path_a, path_b, agreement, training, policy_eval])
 SMALL = {"max_steps": 1, "batch_size": 2, "max_length": 256}
 
 
@@ -64,12 +64,17 @@ def test_sft_reward_grpo_and_evaluation_register_models_with_lineage(zhufu_home,
     hp = wh.sql("SELECT base, hyperparams FROM models WHERE model_id = ?", [g["model_id"].value]).row(0)
     assert hp[0] == sft_id and rm_meta["model_id"].value in hp[1]
 
+    evaluator = _run(resources, instance, ["evaluator_model"], config={"evaluator_model": {
+        **SMALL, "engine": "fast", "max_eval_labels": 8, "heldout_fraction": 0.3}})
+    assert _meta(evaluator, "evaluator_model")["model_id"].value.startswith("evaluator-")
     ev = _run(resources, instance, ["policy_evaluation"], config={"policy_evaluation": {
-        "max_prompts": 2, "max_new_tokens": 8, "with_judge": False, "heldout_fraction": 0.2}})
+        "max_prompts": 3, "max_new_tokens": 8, "with_judge": False, "heldout_fraction": 0.2}})
     assert ev.success
-    kinds = wh.sql("SELECT model_kind, n, reward_mean FROM policy_evaluations ORDER BY model_kind").rows()
-    assert [k for k, _, _ in kinds] == ["base", "grpo", "sft"] and all(n == 2 and r is not None for _, n, r in kinds)
-    assert "sft_vs_base_rm" in _meta(ev, "policy_evaluation")
+    rows = wh.sql("SELECT model_kind, n, reward_mean, evaluator_mean, evaluator_se, win_rate_vs_sft "
+                  "FROM policy_evaluations ORDER BY model_kind").rows()
+    assert [r[0] for r in rows] == ["base", "grpo(reward_model)", "sft"]
+    assert all(r[1] == 3 and r[2] is not None and r[3] is not None and r[4] is not None for r in rows)
+    assert rows[1][5] is not None  # the GRPO policy is compared with SFT prompt by prompt
 
     _run(resources, instance, ["candidates"], "builtin", config={"candidates": {"max_prompts": 1, "k": 1,
                                                                                 "max_new_tokens": 8}})

@@ -76,6 +76,26 @@ class RMRunConfig(RunConfig):
         "weights with fp32 master copies in the optimizer (auto); CPU: fp32")
 
 
+class JudgeRunConfig(RunConfig):
+    """A principle-conditioned 是/否 judge (training/judge.py)."""
+
+    train_file: str = Field(description="JSONL of {prompt, response, label, principles?, pair?}")
+    eval_labels_file: str | None = Field(default=None, description="JSONL of {prompt, response, label} for AUC")
+    eval_pairs_file: str | None = Field(default=None, description="JSONL of {prompt, chosen, rejected}")
+    eval_principles: list[str] = Field(default_factory=list, description="principles the evaluation prompts carry")
+    foreign_principles: list[str] = Field(default_factory=list,
+                                          description="ablation: principles of another task in the prompt")
+    principle_ablations: bool = True
+    eval_before: bool = Field(default=False, description="also evaluate the untrained model (zero-shot)")
+    learning_rate: float = 5e-5
+    batch_size: int = 64
+    max_length: int = Field(default=1024, description="tokens; principles in Chinese take ~450, never cut the greeting")
+    pairwise_weight: float = Field(default=1.0, description="weight of the Bradley–Terry term on paired rows")
+    warmup_steps: int = 10
+    decay: bool = Field(default=True, description="linear decay of the learning rate to 0")
+    logging_steps: int = 10
+
+
 class GRPORunConfig(RunConfig):
     prompts_file: str = Field(description="JSONL of {prompt}")
     reward: Reward = "reward_model"
@@ -83,6 +103,8 @@ class GRPORunConfig(RunConfig):
     judge_principles: list[str] = Field(default_factory=list, description="S_D for the judge reward")
     judge_model: str | None = Field(default=None, description="model the judge runs on (default: the base model)")
     reward_weights: dict[str, float] = Field(default_factory=lambda: {"reward_model": 1.0, "judge": 1.0})
+    repetition_weight: float = Field(default=1.0, description="weight of the repetition penalty (minus the share of "
+                                     "characters in repeated phrases); 0 = off")
     num_generations: int = 4
     max_completion_length: int = 128
     temperature: float = 1.0

@@ -41,6 +41,11 @@ def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
         backend = LocalBackend(cfg.judge_model or cfg.base_model, batch_size=64, progress=False)
         funcs.append(JudgeReward(LLMRuntime(backend), cfg.judge_principles))
         weights.append(cfg.reward_weights.get("judge", 1.0))
+    if cfg.repetition_weight:
+        from training.rewards import RepetitionPenalty
+
+        funcs.append(RepetitionPenalty())
+        weights.append(cfg.repetition_weight)
     return funcs, weights
 
 
@@ -118,8 +123,9 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=devices.dtype() if devices.has_cuda()
-                                                 else torch.float32)
+    # fp32 weights (bf16 autocast on CUDA through bf16=True): GRPO's small updates are rounded away
+    # in plain bf16 weights (measured, bench/RESULTS.md)
+    model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
     applied = kernels.apply(model, cfg.kernels)  # the policy: rollouts and training passes
     funcs, weights = reward_functions(cfg)
     vllm = use_vllm(cfg)

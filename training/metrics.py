@@ -116,10 +116,11 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> float | None:
     return len(set(grams)) / len(grams) if grams else None
 
 
-def labeller_report(pred: Sequence[int | None], truth: Sequence[int], lengths: Sequence[int]) -> list[dict]:
+def labeller_report(pred: Sequence[int | None], truth: Sequence[int], lengths: Sequence[int],
+                    scores: Sequence[float | None] | None = None) -> list[dict]:
     """Agreement of a labeller with human labels on all items and on the 30–49-character band,
-    each beside the length baseline fitted on the same items. ``None`` predictions (outputs that
-    failed to parse) are counted as failures and left out of the scores."""
+    each beside the length baseline fitted on the same items; with ``scores`` (P(是)), also the
+    AUC of the score. ``None`` predictions (failed calls) are counted as failures and left out."""
     rows = []
     for subset, keep in (("all", lambda n: True), (f"band_{BAND[0]}_{BAND[1]}", in_band)):
         idx = [i for i, n in enumerate(lengths) if keep(n)]
@@ -127,7 +128,8 @@ def labeller_report(pred: Sequence[int | None], truth: Sequence[int], lengths: S
         ag = agreement([pred[i] for i in ok], [truth[i] for i in ok])
         base, length_auc, _ = length_baseline([lengths[i] for i in ok], [truth[i] for i in ok])
         rows.append({"subset": subset, **ag.as_dict(), "parse_failures": len(idx) - len(ok),
-                     "length_accuracy": base.accuracy, "length_kappa": base.kappa, "length_auc": length_auc})
+                     "length_accuracy": base.accuracy, "length_kappa": base.kappa, "length_auc": length_auc,
+                     "auc": auc([scores[i] for i in ok], [truth[i] for i in ok]) if scores is not None else None})
     return rows
 
 
@@ -144,8 +146,8 @@ def markdown_table(rows: Sequence[dict], cols: Sequence[str], fmt=_cell) -> str:
 
 def report_markdown(rows: list[dict], keys: Sequence[str] = ("variant", "subset")) -> str:
     """A markdown table of labeller reports (for Dagster metadata)."""
-    return markdown_table(rows, [*keys, "n", "parse_failures", "accuracy", "f1", "kappa", "spearman",
-                                 "length_accuracy", "length_auc"])
+    return markdown_table(rows, [*keys, "n", "parse_failures", "auc", "accuracy", "f1", "kappa", "positive_rate",
+                                 "length_auc", "length_accuracy"])
 
 
 def self_bleu(texts: Sequence[str], max_n: int = 4) -> float | None:
@@ -191,3 +193,72 @@ def length_adjusted_gain(scores_before: Sequence[float], scores_after: Sequence[
     dlen = float(np.mean(len_after) - np.mean(len_before))
     return {"gain": gain, "length_change": dlen, "slope_per_char": slope, "explained_by_length": slope * dlen,
             "gain_beyond_length": gain - slope * dlen}
+
+
+def mean_se(xs: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and its standard error (sample standard deviation / sqrt n)."""
+    a = np.asarray(list(xs), float)
+    if not len(a):
+        return None, None
+    return float(a.mean()), float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else None
+
+
+def wilson_interval(wins: float, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95% Wilson score interval of a win rate (ties counted as half a win)."""
+    if n <= 0:
+        return None
+    p = wins / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+def paired_comparison(new: Sequence[float], ref: Sequence[float], new_len: Sequence[int],
+                      ref_len: Sequence[int], tolerance: float = 0.2) -> dict:
+    """``new`` against ``ref`` on the same prompts: the mean per-prompt gain with its standard error,
+    how much of it the length change explains (``length_adjusted_gain``), the win rate (ties half)
+    with a 95% interval, and the win rate on output pairs of similar length."""
+    d = np.asarray(new, float) - np.asarray(ref, float)
+    gain, se = mean_se(d.tolist())
+    adj = length_adjusted_gain(ref, new, ref_len, new_len)
+    wins = float(np.sum(d > 0) + 0.5 * np.sum(d == 0))
+    matched = [i for i, (a, b) in enumerate(zip(new_len, ref_len, strict=True))
+               if abs(a - b) <= tolerance * max(a, b, 1)]
+    mw = float(sum(1.0 if d[i] > 0 else 0.5 if d[i] == 0 else 0.0 for i in matched))
+    return {"gain": gain, "gain_se": se, "explained_by_length": adj["explained_by_length"],
+            "gain_beyond_length": adj["gain_beyond_length"], "win_rate": wins / len(d) if len(d) else None,
+            "win_rate_ci": wilson_interval(wins, len(d)), "len_matched_n": len(matched),
+            "win_rate_len_matched": mw / len(matched) if matched else None}
+
+
+def repeated_share(text: str, n: int = 4) -> float:
+    """Share of a text's characters inside a phrase of ``n`` characters (no punctuation) that occurs
+    more than once: 0 for a greeting that never repeats itself, near 1 for 如星辰般闪耀，如星辰般闪耀…"""
+    if len(text) < 2 * n:
+        return 0.0
+    grams: dict[str, list[int]] = {}
+    for i in range(len(text) - n + 1):
+        g = text[i : i + n]
+        if g.strip() and not any(c in _PUNCT for c in g):
+            grams.setdefault(g, []).append(i)
+    covered = set()
+    for starts in grams.values():
+        if len(starts) > 1:
+            for i in starts:
+                covered.update(range(i, i + n))
+    return len(covered) / len(text)
+
+
+_PUNCT = set("，。！？、；：,.!?;: \n“”‘’\"'（）()")
+
+
+def repeat_rate(texts: Sequence[str], min_chars: int = 4) -> float | None:
+    """Share of texts that repeat a phrase of at least ``min_chars`` characters (如星辰般闪耀，如星辰般闪耀)."""
+    if not texts:
+        return None
+
+    def repeats(t: str) -> bool:
+        return any(t.find(t[i : i + min_chars], i + min_chars) >= 0 for i in range(len(t) - 2 * min_chars + 1)
+                   if t[i : i + min_chars].strip() and not any(c in "，。！？、 " for c in t[i : i + min_chars]))
+
+    return sum(repeats(t) for t in texts) / len(texts)

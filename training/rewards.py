@@ -23,8 +23,9 @@ def message_text(x: Any) -> str:
 
 
 class JudgeReward:
-    """Reward 1.0 when the judge labels a completion excellent, 0.0 otherwise (or ``failed_reward``
-    when its output could not be parsed)."""
+    """The judge's P(是) for each completion under principles ``s_d`` — a continuous reward, so two
+    completions the judge would both pass still get different rewards (``failed_reward`` when the
+    call failed)."""
 
     __name__ = "judge_reward"  # TRL logs rewards under the function's name
 
@@ -35,8 +36,8 @@ class JudgeReward:
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
         items = [(message_text(p), message_text(c)) for p, c in zip(prompts, completions, strict=True)]
-        results = principles.detect(self.runtime, items, self.s_d, tag="reward")
-        return [float(r.parsed["label"]) if r.ok else self.failed_reward for r in results]
+        ps = principles.probabilities(principles.detect(self.runtime, items, self.s_d, tag="reward"))
+        return [self.failed_reward if p is None else p for p in ps]
 
 
 class RewardModelReward:
@@ -51,3 +52,16 @@ class RewardModelReward:
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
         return self.scorer.score([message_text(p) for p in prompts], [message_text(c) for c in completions])
+
+
+class RepetitionPenalty:
+    """Minus the share of a completion's characters inside a repeated phrase (``repeated_share``):
+    GRPO found that repeating a phrase the reward likes (如星辰般闪耀，如星辰般闪耀) pleases both the
+    reward model and the judge, measured in bench/RESULTS.md; this term makes it cost."""
+
+    __name__ = "repetition_penalty"
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+        from training.metrics import repeated_share
+
+        return [-repeated_share(message_text(c)) for c in completions]

@@ -15,12 +15,18 @@ import duckdb
 
 from warehouse.schema import (
     EVENT_MODELS,
+    AdversarialExampleRow,
     AgreementRow,
+    CalibrationRow,
     Event,
+    JudgePrincipleRow,
+    JudgeScoreRow,
     PolicyEvaluationRow,
     PromotionRow,
     VectorIndexRow,
+    VerdictRow,
     create_table_sql,
+    table_columns,
     latest_view_sql,
 )
 
@@ -50,12 +56,36 @@ def _new_table(model: type[Event]) -> Callable[[duckdb.DuckDBPyConnection], None
     return apply
 
 
+def _add_columns(model: type[Event], names: tuple[str, ...]) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """New columns of an existing table (NULL in old rows); its ``_latest`` view re-created over them."""
+    types = dict(table_columns(model))
+
+    def apply(con: duckdb.DuckDBPyConnection) -> None:
+        for name in names:
+            con.execute(f"ALTER TABLE {model.TABLE} ADD COLUMN IF NOT EXISTS {name} {types[name]}")
+        con.execute(latest_view_sql(model))
+
+    return apply
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event tables", _v1_event_tables),
     Migration(2, "*_latest views (newest row per entity key)", _v2_latest_views),
     Migration(3, "vector_indexes: LanceDB versions beside warehouse snapshots", _new_table(VectorIndexRow)),
     Migration(4, "agreement_metrics: automatic labellers against human labels", _new_table(AgreementRow)),
     Migration(5, "policy_evaluations: policies on held-out prompts", _new_table(PolicyEvaluationRow)),
+    Migration(6, "scores beside labels: verdicts and judge_scores carry P(是), threshold, calibration",
+              lambda con: [_add_columns(VerdictRow, ("score", "threshold", "calibration_id"))(con),
+                           _add_columns(JudgeScoreRow, ("threshold", "calibration_id", "judge_model"))(con)]),
+    Migration(7, "calibrations and adversarial_examples", lambda con: [_new_table(CalibrationRow)(con),
+                                                                       _new_table(AdversarialExampleRow)(con)]),
+    Migration(8, "agreement AUC; policy evaluation with standard errors, evaluator and pairwise wins",
+              lambda con: [_add_columns(AgreementRow, ("auc",))(con), _add_columns(PolicyEvaluationRow, (
+                  "reward_se", "judge_score_mean", "judge_score_se", "evaluator_model_id", "evaluator_mean",
+                  "evaluator_se", "evaluator_gain_vs_sft", "evaluator_gain_vs_sft_se", "length_explained_gain",
+                  "win_rate_vs_sft", "win_rate_ci", "win_rate_len_matched", "repeat_rate"))(con)]),
+    Migration(9, "judge_principles: held-out AUC, threshold and judge model per iteration",
+              _add_columns(JudgePrincipleRow, ("heldout_auc", "threshold", "judge_model"))),
     Migration(10, "promotions: the gate between a trained model and its use downstream", _new_table(PromotionRow)),
 )
 

@@ -178,6 +178,9 @@ class VerdictRow(Event):
     changed: bool | None = None
     agent_version: str
     llm_call_id: str | None = None
+    score: float | None = Field(default=None, description="the judging model's P(是) (label = score >= threshold)")
+    threshold: float | None = None
+    calibration_id: str | None = Field(default=None, description="calibrations.id of the threshold")
 
 
 class PreferencePairRow(Event):
@@ -207,6 +210,9 @@ class JudgePrincipleRow(Event):
     detector_errors: int = 0
     model: str
     prompt_version: str
+    heldout_auc: float | None = None
+    threshold: float | None = Field(default=None, description="the Detector's P(是) threshold this iteration")
+    judge_model: str | None = Field(default=None, description="the judge that scored this iteration")
 
 
 class JudgeScoreRow(Event):
@@ -215,9 +221,50 @@ class JudgeScoreRow(Event):
     candidate_id: str
     principles_id: str
     label: int | None = None
-    score: float | None = None
+    score: float | None = Field(default=None, description="the judge's P(是) (label = score >= threshold)")
     reason: str
     llm_call_id: str | None = None
+    threshold: float | None = None
+    calibration_id: str | None = None
+    judge_model: str | None = None
+
+
+class CalibrationRow(Event):
+    """A judge's decision threshold on P(是), fitted to human labels that are not evaluation data."""
+
+    TABLE: ClassVar[str] = "calibrations"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("evaluator", "model", "prompt_version", "principles_id",
+                                             "calibration_set")
+    evaluator: str = Field(description="path_a/judge | path_a/reflect | path_b/judge")
+    model: str
+    prompt_version: str
+    principles_id: str | None = None
+    calibration_set: str = Field(description="hash of the human-label ids it was fitted on")
+    source: str = Field(description="which labels: builtin | igniting-eval-dev … and the split")
+    snapshot: int = Field(description="warehouse snapshot the labels were read at")
+    n: int
+    threshold: float
+    accuracy: float
+    auc: float | None = None
+    positive_rate: float
+    human_positive_rate: float
+
+
+class AdversarialExampleRow(Event):
+    """A greeting the Generator wrote to be subtly bad, and whether it fooled the judge: those that
+    did are labelled negatives in the next judge's training data (adversarial training)."""
+
+    TABLE: ClassVar[str] = "adversarial_examples"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("loop_id", "iteration", "prompt", "greeting")
+    loop_id: str
+    iteration: int
+    prompt: str
+    greeting: str
+    flaws: str
+    detector_model: str
+    score: float | None = None
+    threshold: float | None = None
+    fooled: bool
 
 
 # ---------------------------------------------------------------- Writer-R1 / MRPO
@@ -295,6 +342,7 @@ class AgreementRow(Event):
     length_accuracy: float | None = None
     length_kappa: float | None = None
     length_auc: float | None = None
+    auc: float | None = Field(default=None, description="of the labeller's continuous score (P(是))")
 
 
 class PolicyEvaluationRow(Event):
@@ -317,6 +365,19 @@ class PolicyEvaluationRow(Event):
     distinct_2: float | None = None
     self_bleu: float | None = None
     samples: list[str]
+    reward_se: float | None = None
+    judge_score_mean: float | None = Field(default=None, description="mean P(是) of the judge model")
+    judge_score_se: float | None = None
+    evaluator_model_id: str | None = Field(default=None, description="the independent reward model")
+    evaluator_mean: float | None = None
+    evaluator_se: float | None = None
+    evaluator_gain_vs_sft: float | None = None
+    evaluator_gain_vs_sft_se: float | None = None
+    length_explained_gain: float | None = Field(default=None, description="of the evaluator gain, what length explains")
+    win_rate_vs_sft: float | None = Field(default=None, description="pairwise, judge in both orders")
+    win_rate_ci: list[float] | None = None
+    win_rate_len_matched: float | None = None
+    repeat_rate: float | None = Field(default=None, description="outputs with a repeated phrase of >= 4 chars")
 
 
 class PromotionRow(Event):
@@ -359,6 +420,8 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     AgreementRow,
     PolicyEvaluationRow,
     PromotionRow,
+    CalibrationRow,
+    AdversarialExampleRow,
 )
 MODELS_BY_TABLE: dict[str, type[Event]] = {m.TABLE: m for m in EVENT_MODELS}
 

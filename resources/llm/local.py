@@ -3,6 +3,7 @@ JSON-schema-constrained decoding (xgrammar)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -28,6 +29,18 @@ def _hash32(x: torch.Tensor) -> torch.Tensor:
     x = x ^ (x >> 15)
     x = (x * 0x846CA68B) & _MASK32
     return x ^ (x >> 16)
+
+
+def _common_prefix(seqs: list[list[int]]) -> list[int]:
+    """The longest shared token prefix, one token short of the shortest sequence (each row keeps a suffix)."""
+    first = seqs[0]
+    n = min(len(x) for x in seqs) - 1
+    for x in seqs[1:]:
+        k = 0
+        while k < n and x[k] == first[k]:
+            k += 1
+        n = k
+    return first[: max(n, 0)]
 
 
 class _PerRowSampler(LogitsProcessor):
@@ -183,6 +196,73 @@ class LocalBackend:
             bar.update(len(batch))
         bar.close()
         return results  # type: ignore[return-value]
+
+    def label_token_ids(self, labels: tuple[str, str]) -> tuple[int, int]:
+        """The first token of each answer (for 是/否 a single token in SmolLM2's vocabulary)."""
+        _, tok = self.load()
+        ids = [tok.encode(x, add_special_tokens=False) for x in labels]
+        if not all(ids) or ids[0][0] == ids[1][0]:
+            raise ValueError(f"answers {labels} do not start with distinct tokens")
+        return ids[0][0], ids[1][0]
+
+    def score(self, requests: list[ChatRequest]) -> list[Generation]:
+        """Log-probabilities of each request's two answers as the next token: one forward pass.
+
+        Requests that share a system message (the judge's principles: hundreds of tokens of
+        Chinese) share its key/value cache: the common token prefix runs once per group, each
+        batch runs only its own suffixes (right padding, the LM head on each row's last token)."""
+        model, tok = self.load()
+        encoded = [self._prompt_ids(tok, r) for r in requests]
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.messages[0]["content"] if r.messages[0]["role"] == "system" else "", []).append(i)
+        out: list[Generation | None] = [None] * len(requests)
+        width = max(1, self.batch_size * 2)  # a forward pass needs far less memory than generation
+        bar = tqdm(total=len(requests), desc=f"score ({self.model_id})", unit="req", disable=not self.progress,
+                   leave=False)
+        for members in groups.values():
+            prefix = _common_prefix([encoded[i] for i in members])
+            cache = self._prefix_cache(model, prefix) if len(members) > 1 and len(prefix) >= 16 else None
+            cut = len(prefix) if cache is not None else 0
+            order = sorted(members, key=lambda i: len(encoded[i]))
+            for start in range(0, len(order), width):
+                batch = order[start : start + width]
+                lps = self._score_batch(model, tok, [encoded[i][cut:] for i in batch],
+                                        [self.label_token_ids(requests[i].score_labels) for i in batch], cache, cut)
+                for i, lp in zip(batch, lps, strict=True):
+                    out[i] = Generation(text=f"{lp[0]:.4f} {lp[1]:.4f}", tokens_in=len(encoded[i]), tokens_out=0,
+                                        finish_reason="score", label_logprobs=lp)
+                bar.update(len(batch))
+        bar.close()
+        return out  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _prefix_cache(self, model: Any, prefix: list[int]) -> Any:
+        ids = torch.tensor([prefix], device=self.device)
+        return model.base_model(input_ids=ids, use_cache=True).past_key_values
+
+    @torch.inference_mode()
+    def _score_batch(self, model: Any, tok: Any, ids: list[list[int]], labels: list[tuple[int, int]],
+                     cache: Any = None, offset: int = 0) -> list[tuple[float, float]]:
+        width = max(len(x) for x in ids)
+        pad = tok.pad_token_id
+        n = len(ids)
+        input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=self.device)
+        attention = torch.tensor([[1] * (offset + len(x)) + [0] * (width - len(x)) for x in ids], device=self.device)
+        kwargs: dict[str, Any] = {}
+        if cache is not None:
+            past = copy.deepcopy(cache)
+            past.batch_repeat_interleave(n)
+            kwargs = {"past_key_values": past, "use_cache": True,
+                      "position_ids": torch.arange(offset, offset + width, device=self.device).expand(n, -1)}
+        hidden = model.base_model(input_ids=input_ids, attention_mask=attention, **kwargs).last_hidden_state
+        last = torch.tensor([len(x) - 1 for x in ids], device=self.device)
+        rows = torch.arange(n, device=self.device)
+        logits = model.get_output_embeddings()(hidden[rows, last]).float()
+        logp = torch.log_softmax(logits, dim=-1)
+        pos = torch.tensor([a for a, _ in labels], device=self.device)
+        neg = torch.tensor([b for _, b in labels], device=self.device)
+        return list(zip(logp[rows, pos].tolist(), logp[rows, neg].tolist(), strict=True))
 
     @torch.inference_mode()
     def _generate_batch(self, model: Any, tok: Any, reqs: list[ChatRequest], ids: list[list[int]]) -> list[Generation]:

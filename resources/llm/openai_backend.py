@@ -70,6 +70,27 @@ def _describe(exc: BaseException, *secrets: str | None) -> str:
     return f"{kind}{f' HTTP {status}' if status else ''}: {msg}"
 
 
+# An answer missing from the endpoint's top log-probabilities is at most this likely.
+_FLOOR_LOGPROB = -30.0
+
+
+def label_logprobs(choice: Any, labels: tuple[str, str]) -> tuple[float, float] | None:
+    """Log-probabilities of the two answers from the first token's top alternatives: the best entry
+    whose text is a prefix of the answer (tokenizers may split 是 into bytes). None when absent."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+    if not content:
+        return None
+    tops = list(content[0].top_logprobs or []) or [content[0]]
+    floor = min([_FLOOR_LOGPROB, *(t.logprob for t in tops)])
+    found = []
+    for label in labels:
+        hits = [t.logprob for t in tops if t.token.strip() and label.startswith(t.token.strip())]
+        found.append(max(hits) if hits else None)
+    if found[0] is None and found[1] is None:
+        return None
+    return tuple(floor if x is None else x for x in found)  # type: ignore[return-value]
+
+
 class OpenAIBackend:
     name = "openai"
     constrains_output = False  # response_format is honoured by many, not all, endpoints
@@ -101,6 +122,10 @@ class OpenAIBackend:
         t.join()
         return box["r"]
 
+    def score(self, requests: list[ChatRequest]) -> list[Generation]:
+        """Score requests (``score_labels`` set) ask for one token with its top log-probabilities."""
+        return self.generate(requests)
+
     async def _generate_all(self, requests: list[ChatRequest]) -> list[Generation]:
         client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.timeout_s,
                                     max_retries=0)
@@ -119,6 +144,8 @@ class OpenAIBackend:
             "max_tokens": req.sampling.max_new_tokens,
             "seed": req.sampling.seed,
         }
+        if req.score_labels is not None:  # one token, with the top alternatives' log-probabilities
+            kwargs.update(max_tokens=1, temperature=0.0, top_p=1.0, logprobs=True, top_logprobs=20)
         if req.json_schema is not None and self.response_format:
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": req.schema_name or "output", "schema": req.json_schema}}
@@ -134,7 +161,9 @@ class OpenAIBackend:
                 usage = resp.usage
                 return Generation(text=choice.message.content or "", finish_reason=choice.finish_reason,
                                   tokens_in=usage.prompt_tokens if usage else None,
-                                  tokens_out=usage.completion_tokens if usage else None, attempts=attempt)
+                                  tokens_out=usage.completion_tokens if usage else None, attempts=attempt,
+                                  label_logprobs=label_logprobs(choice, req.score_labels) if req.score_labels
+                                  else None)
             except openai.BadRequestError as exc:
                 if "response_format" in kwargs and "response_format" in str(exc).lower():
                     # This endpoint does not do JSON schema: ask again without it.

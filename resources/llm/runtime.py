@@ -2,6 +2,7 @@
 
     runtime.chat(requests)                      -> [ChatResult]   (text)
     runtime.structured(requests, MySchema)      -> [ChatResult]   (.parsed validated against MySchema)
+    runtime.score(requests, ("是", "否"))        -> [ChatResult]   (.parsed["p"]: P(positive) vs negative)
 
 It keys each request by (backend, model, messages, sampling, schema), answers from the call log
 when it can, sends only the rest to the backend, validates structured output (one repair retry
@@ -12,6 +13,7 @@ keeps per-run accounting.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -86,9 +88,27 @@ class LLMRuntime:
         reqs = [r.model_copy(update={"json_schema": js, "schema_name": schema.__name__}) for r in requests]
         return self._run(reqs, schema)
 
+    def score(self, requests: list[ChatRequest], labels: tuple[str, str] = ("是", "否")) -> list[ChatResult]:
+        """The model's own probability of answering ``labels[0]`` rather than ``labels[1]``: one forward
+        pass per request, no generation. ``.parsed = {"p": P(pos) / (P(pos) + P(neg)), "margin": logit
+        difference, "logprobs": [pos, neg]}``; cached and logged like any call."""
+        if not hasattr(self.backend, "score"):
+            raise NotImplementedError(f"the {self.backend.name} backend cannot score answers")
+        reqs = [r.model_copy(update={"score_labels": tuple(labels), "json_schema": None, "schema_name": None})
+                for r in requests]
+        return self._run(reqs, None, scoring=True)
+
     # ------------------------------------------------------------------ core
 
-    def _run(self, requests: list[ChatRequest], schema: type[BaseModel] | None) -> list[ChatResult]:
+    def _chunk_size(self) -> int:
+        """Requests handed to the backend at once: its own batch (or concurrency) size, so batching is
+        not capped by how often the call log checkpoints; at least one checkpoint interval."""
+        b = self.backend
+        size = getattr(b, "batch_size", None) or 4 * (getattr(b, "max_concurrency", None) or 0)
+        return max(1, self.calls.flush_every, int(size or 0))
+
+    def _run(self, requests: list[ChatRequest], schema: type[BaseModel] | None,
+             scoring: bool = False) -> list[ChatResult]:
         t0 = time.perf_counter()
         b = self.backend
         keys = [r.key(b.name, b.model_id) for r in requests]
@@ -103,14 +123,14 @@ class LLMRuntime:
         if todo:
             log.info(f"{b.name}:{b.model_id}: {len(todo)} model calls, {len(results)} answered from the call log")
             items = list(todo.items())
-            step = max(1, self.calls.flush_every)
+            step = self._chunk_size()
             try:
                 # Chunk by chunk, each checkpointed before the next starts: a killed run keeps
                 # every finished chunk and the re-run asks only for the rest.
                 for i in range(0, len(items), step):
                     chunk = items[i : i + step]
                     t = time.perf_counter()
-                    gens = b.generate([req for _, req in chunk])
+                    gens = (b.score if scoring else b.generate)([req for _, req in chunk])
                     per_call_ms = (time.perf_counter() - t) * 1000 / len(chunk)
                     self.stats.model_calls += len(chunk)
                     for (k, req), gen in zip(chunk, gens, strict=True):
@@ -127,13 +147,23 @@ class LLMRuntime:
         text = gen.text
         if gen.error is not None:
             status, error = "error", self.redact(gen.error)
+        elif req.score_labels is not None:
+            if gen.label_logprobs is None:
+                status, error = "invalid", "the backend returned no label log-probabilities"
+            else:
+                lp, ln = gen.label_logprobs
+                margin = lp - ln
+                parsed = {"p": 1.0 / (1.0 + math.exp(-max(min(margin, 60.0), -60.0))), "margin": margin,
+                          "logprobs": [lp, ln]}
         elif schema is not None:
             try:
                 parsed = parse_output(text, schema).model_dump(mode="json")
             except OutputError as exc:
                 if not self.backend.constrains_output:
                     parsed, text, gen, exc2 = self._repair(req, text, str(exc), schema, gen)
-                    if parsed is None:
+                    if parsed is None and gen.error is not None:  # the retry never got an answer: retry next run
+                        status, error = "error", f"{exc}; repair failed: {exc2}"
+                    elif parsed is None:
                         status, error = "invalid", f"{exc}; after repair: {exc2}"
                 elif gen.finish_reason == "length":
                     status = "invalid"
@@ -148,6 +178,7 @@ class LLMRuntime:
             request_key=key, backend=self.backend.name, model=self.backend.model_id,
             request={"messages": req.messages, "sampling": req.sampling.model_dump(),
                      "json_schema": req.json_schema, "schema_name": req.schema_name, "item": req.item,
+                     **({"score_labels": list(req.score_labels)} if req.score_labels else {}),
                      "attempts": gen.attempts},
             response=text, parsed=parsed, status=status, error=error,
             tokens_in=gen.tokens_in, tokens_out=gen.tokens_out, latency_ms=result.latency_ms))

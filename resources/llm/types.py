@@ -26,12 +26,15 @@ class ChatRequest(BaseModel):
     sampling: Sampling = Sampling()
     json_schema: dict[str, Any] | None = Field(default=None, description="constrain the output to this schema")
     schema_name: str | None = None
+    score_labels: tuple[str, str] | None = Field(
+        default=None, description="(positive, negative) answer: score the next token instead of generating")
     item: str | None = None
 
     def key(self, backend: str, model: str) -> str:
-        """The cache key: backend, model, messages, sampling parameters and schema."""
+        """The cache key: backend, model, messages, sampling parameters, schema (and scored labels)."""
+        extra = ["score", list(self.score_labels)] if self.score_labels else []
         return content_id(
-            "llm", backend, model, self.messages, self.sampling.model_dump(), self.json_schema, length=32
+            "llm", backend, model, self.messages, self.sampling.model_dump(), self.json_schema, *extra, length=32
         )
 
 
@@ -47,6 +50,8 @@ class Generation(BaseModel):
     finish_reason: str | None = None
     error: str | None = Field(default=None, description="transport/server failure after retries")
     attempts: int = 1
+    label_logprobs: tuple[float, float] | None = Field(
+        default=None, description="score requests: log-probabilities of the positive and negative answer's first token")
 
 
 class ChatResult(BaseModel):
@@ -78,3 +83,7 @@ class Backend(Protocol):
     constrains_output: bool
 
     def generate(self, requests: list[ChatRequest]) -> list[Generation]: ...
+
+    def score(self, requests: list[ChatRequest]) -> list[Generation]:
+        """For requests with ``score_labels``: one forward pass each, ``label_logprobs`` filled."""
+        ...

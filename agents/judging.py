@@ -1,0 +1,121 @@
+"""The principle-conditioned 是/否 judge that every judging agent shares.
+
+One prompt format — evaluation principles, the user's request, the greeting, optional reference
+material (exemplars, debate points) — and one score: the model's own probability of answering 是
+rather than 否, read from a single forward pass (``LLMRuntime.score``). A label is that score
+against a threshold calibrated on human-labelled data (``calibrate``), never the raw argmax, so a
+judge that says 是 to everything still ranks greetings and still yields both labels.
+
+The trained judge (``training/judge.py``) is fine-tuned on exactly these messages, so the same
+text is scored at training and at use. The wording below is this project's own.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from agents.common import Runtime
+from resources.llm.types import ChatRequest, ChatResult, Sampling
+
+PROMPT_VERSION = "yesno-v1"
+LABELS = ("是", "否")
+SCORE_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=1, seed=0)
+
+_SYSTEM = "你是祝福语评审员，负责判断一条祝福语是否优秀。"
+_WITH_PRINCIPLES = "请依据下面的评价原则作判断：\n{rules}"
+_NO_PRINCIPLES = "请凭你对好祝福语的理解作判断：贴合需求、真诚具体、语言自然、有新意、得体。"
+_QUESTION = "这条祝福语是否优秀？只回答“是”或“否”。"
+
+
+# Principles of another task, for the ablation "does the principle text matter?"
+FOREIGN_PRINCIPLES = ["上下联字数相等、词性相对、平仄相对。", "横批概括全联主旨。", "不得出现重字。"]
+
+
+def vary(pool: Sequence[Sequence[str]], rng: random.Random, empty_share: float = 0.1) -> list[str]:
+    """A principle list for one training row: a shuffled subset of one pool entry (sometimes none),
+    so a trained judge learns to read principles rather than one fixed prompt."""
+    if rng.random() < empty_share or not pool:
+        return []
+    rules = list(rng.choice(pool))
+    return rng.sample(rules, rng.randint(max(1, len(rules) // 2), len(rules)))
+
+
+def numbered(rules: Sequence[str]) -> str:
+    return "\n".join(f"{i + 1}. {r}" for i, r in enumerate(rules))
+
+
+def judge_messages(principles: Sequence[str], prompt: str, response: str,
+                   context: str | None = None) -> list[dict[str, str]]:
+    """The chat the judge answers with 是 or 否 (also the trained judge's training input)."""
+    system = _SYSTEM + (_WITH_PRINCIPLES.format(rules=numbered(principles)) if principles else _NO_PRINCIPLES)
+    user = f"【用户需求】{prompt}\n【祝福语】{response}"
+    if context:
+        user += f"\n{context}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": f"{user}\n{_QUESTION}"}]
+
+
+def score_requests(items: Sequence[tuple[str, str]], principles: Sequence[str], *, tag: str,
+                   contexts: Sequence[str | None] | None = None) -> list[ChatRequest]:
+    contexts = contexts if contexts is not None else [None] * len(items)
+    return [ChatRequest(messages=judge_messages(principles, p, r, c), sampling=SCORE_SAMPLING, item=f"{tag}-{i}")
+            for i, ((p, r), c) in enumerate(zip(items, contexts, strict=True))]
+
+
+def score(runtime: Runtime, items: Sequence[tuple[str, str]], principles: Sequence[str], *, tag: str = "judge",
+          contexts: Sequence[str | None] | None = None) -> list[ChatResult]:
+    """P(是) per (request, greeting): ``.parsed["p"]`` when ``.ok``."""
+    return runtime.score(score_requests(items, principles, tag=tag, contexts=contexts), LABELS)
+
+
+def probability(result: ChatResult) -> float | None:
+    return float(result.parsed["p"]) if result.ok and result.parsed else None
+
+
+# ---------------------------------------------------------------- calibration
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The decision threshold on P(是) that best reproduces the human labels of a calibration set."""
+
+    threshold: float
+    n: int
+    accuracy: float
+    positive_rate: float
+    human_positive_rate: float
+
+    def label(self, p: float | None) -> int | None:
+        return None if p is None else int(p >= self.threshold)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def calibrate(scores: Sequence[float | None], labels: Sequence[int]) -> Calibration:
+    """Threshold maximising accuracy on (score, human label) pairs; among equally accurate thresholds
+    the one whose positive rate is nearest the human rate (then the middle of the gap between two
+    scores, so it does not sit on a calibration item). Unscored items are left out."""
+    pairs = sorted((s, int(y)) for s, y in zip(scores, labels, strict=True) if s is not None)
+    n = len(pairs)
+    if not n:
+        return Calibration(DEFAULT_THRESHOLD, 0, 0.0, 0.0, 0.0)
+    human = sum(y for _, y in pairs) / n
+    values = [s for s, _ in pairs]
+    # candidate cuts: below everything, between consecutive distinct scores, above everything
+    cuts = [values[0] - 1e-6] + [(a + b) / 2 for a, b in zip(values, values[1:], strict=False) if b > a] \
+        + [values[-1] + 1e-6]
+    best: tuple[float, float, float] | None = None
+    for t in cuts:
+        pred = [int(s >= t) for s in values]
+        acc = sum(int(p == y) for p, (_, y) in zip(pred, pairs, strict=True)) / n
+        rate = sum(pred) / n
+        key = (acc, -abs(rate - human))
+        if best is None or key > (best[1], -abs(best[2] - human)):
+            best = (t, acc, rate)
+    t, acc, rate = best  # type: ignore[misc]
+    return Calibration(threshold=float(t), n=n, accuracy=acc, positive_rate=rate, human_positive_rate=human)

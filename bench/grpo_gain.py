@@ -1,0 +1,176 @@
+"""Does SFT + GRPO write better greetings than SFT, beyond getting longer? (issue 11, on a GPU)
+
+    python -m bench.grpo_gain --model /tmp/smollm2_hf --data $SEED_DATA --work /root/keep/gain \
+        --stages sft rm evaluator judge grpo_rm grpo_judge eval
+
+Stages (each skipped when its artifact is complete, so a long run spans several calls):
+  sft        SFT on sft.json (one epoch)
+  rm         the training reward model: Bradley–Terry (fast engine) on half A of reward_pairs_train
+  evaluator  the independent evaluator: the same on half B (disjoint pairs)
+  judge      the trained 是/否 judge on half A (pairwise term, two epochs)
+  grpo_rm    GRPO from SFT, reward = the training reward model
+  grpo_judge GRPO from SFT, reward = the judge's P(是) under the initial S_D
+  eval       base, SFT and each GRPO policy write one greeting per held-out test prompt (greedy); the
+             evaluator, the training RM and the judge score them; each policy against SFT prompt by
+             prompt: gain ± SE, the part the length change explains, win rate (95% interval), on
+             similar-length output pairs too; distinct-2 and the repeated-phrase rate.
+The dev sets and grpo/test are never trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+from tabulate import tabulate
+
+from bench.paper_data import pairs as read_pairs
+from training import artifacts
+from training.config import GRPORunConfig, JudgeRunConfig, RMRunConfig, SFTRunConfig
+from training.data import write_jsonl
+from training.reporting import Reporter
+from training.rewards import message_text
+
+
+def half(pair: dict) -> int:
+    return int(hashlib.blake2b(pair["prompt"].encode() + pair["chosen"].encode(), digest_size=2).hexdigest(), 16) % 2
+
+
+def prepare(data: Path, work: Path) -> dict[str, Path]:
+    import pyarrow.parquet as pq
+
+    from agents import judge as path_a_judge
+    from agents.judging import vary
+    from agents.principles import INITIAL_S_D
+
+    work.mkdir(parents=True, exist_ok=True)
+    f = {k: work / f"{k}.jsonl" for k in ("sft", "pairs_a", "pairs_b", "judge", "grpo", "test", "labels", "dev")}
+    if all(p.exists() for p in f.values()):
+        return f
+    write_jsonl(f["sft"], [{"prompt": r["instruction"] + (("\n" + r["input"]) if r.get("input") else ""),
+                            "response": r["output"]} for r in json.loads((data / "sft.json").read_text("utf-8"))])
+    train = read_pairs(data / "reward_pairs_train.json")
+    a = [p for p in train if half(p) == 0]
+    write_jsonl(f["pairs_a"], a)
+    write_jsonl(f["pairs_b"], [p for p in train if half(p) == 1])
+    import random
+
+    rng, pool, rows = random.Random(0), [list(INITIAL_S_D), list(path_a_judge.PRINCIPLES)], []
+    for i, p in enumerate(a):
+        if p["chosen"].strip() and p["rejected"].strip():
+            rows.append({"prompt": p["prompt"], "response": p["chosen"], "label": 1, "pair": f"p{i}",
+                         "principles": vary(pool, rng)})
+            rows.append({"prompt": p["prompt"], "response": p["rejected"], "label": 0, "pair": f"p{i}",
+                         "principles": vary(pool, rng)})
+    write_jsonl(f["judge"], rows)
+    write_jsonl(f["grpo"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/train.parquet").to_pylist()])
+    write_jsonl(f["test"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/test.parquet").to_pylist()])
+    write_jsonl(f["dev"], read_pairs(data / "reward_pairs_dev.json"))
+    from bench.paper_data import labels
+
+    write_jsonl(f["labels"], labels(data / "evaluation_dev.jsonl"))
+    return f
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.grpo_gain", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--work", required=True, help="artifacts directory (kept between calls)")
+    p.add_argument("--stages", nargs="+", default=["sft", "rm", "evaluator", "judge", "grpo_rm", "grpo_judge", "eval"])
+    p.add_argument("--grpo-steps", type=int, default=60)
+    p.add_argument("--grpo-lr", type=float, default=5e-6)
+    p.add_argument("--beta", type=float, default=0.01)
+    p.add_argument("--repetition-weight", type=float, default=1.0)
+    p.add_argument("--eval-prompts", type=int, default=256)
+    p.add_argument("--out")
+    a = p.parse_args()
+    from agents.principles import INITIAL_S_D
+    from training import grpo, judge, rm, sft
+
+    work = Path(a.work)
+    f = prepare(Path(a.data), work)
+    r = Reporter()
+    done = artifacts.is_complete
+    if "sft" in a.stages and not done(work / "sft"):
+        sft.train(SFTRunConfig(base_model=a.model, output_dir=str(work / "sft"), train_file=str(f["sft"]),
+                               batch_size=32, num_epochs=1, learning_rate=5e-5, logging_steps=20), r)
+    for stage, pairs_file in (("rm", f["pairs_a"]), ("evaluator", f["pairs_b"])):
+        if stage in a.stages and not done(work / stage):
+            rm.train(RMRunConfig(base_model=a.model, output_dir=str(work / stage), engine="fast", batch_size=256,
+                                 learning_rate=1.6e-4, train_files=[str(pairs_file)], eval_pairs_file=str(f["dev"]),
+                                 eval_labels_file=str(f["labels"]), logging_steps=20), r)
+    if "judge" in a.stages and not done(work / "judge"):
+        judge.train(JudgeRunConfig(base_model=a.model, output_dir=str(work / "judge"), train_file=str(f["judge"]),
+                                   eval_labels_file=str(f["labels"]), eval_pairs_file=str(f["dev"]),
+                                   eval_principles=list(INITIAL_S_D), principle_ablations=False, num_epochs=2,
+                                   pairwise_weight=1.0, logging_steps=50), r)
+    for stage, reward in (("grpo_rm", "reward_model"), ("grpo_judge", "judge")):
+        if stage in a.stages and not done(work / stage):
+            m = grpo.train(GRPORunConfig(
+                base_model=str(work / "sft"), output_dir=str(work / stage), prompts_file=str(f["grpo"]),
+                reward=reward, reward_model=str(work / "rm"), judge_model=str(work / "judge"),
+                judge_principles=list(INITIAL_S_D), max_steps=a.grpo_steps, batch_size=64, num_generations=4,
+                max_completion_length=128, learning_rate=a.grpo_lr, beta=a.beta, logging_steps=5,
+                repetition_weight=a.repetition_weight,
+                use_vllm=False), r)
+            print(json.dumps({stage: {k: v for k, v in m.items() if k not in ("before", "after")}}, default=str))
+    if "eval" in a.stages:
+        evaluate(a, work, f)
+    return 0
+
+
+def evaluate(a, work: Path, f: dict[str, Path]) -> None:
+    from agents import principles
+    from resources.llm.local import LocalBackend
+    from resources.llm.runtime import LLMRuntime
+    from training.data import read_jsonl
+    from training.generation import generate
+    from training.metrics import distinct_n, mean_se, paired_comparison, repeat_rate
+    from training.scoring import RewardScorer
+
+    test = [x["prompt"] for x in read_jsonl(f["test"], ("prompt",))][: a.eval_prompts]
+    policies = [("base", a.model), ("sft", str(work / "sft"))]
+    policies += [(s, str(work / s)) for s in ("grpo_rm", "grpo_judge") if artifacts.is_complete(work / s)]
+    outs = {name: generate(path, test, max_new_tokens=128, batch_size=64) for name, path in policies}
+    scorers = {"evaluator": RewardScorer(str(work / "evaluator")), "train_rm": RewardScorer(str(work / "rm"))}
+    judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))
+    scores: dict[str, dict[str, list[float]]] = {}
+    for name, o in outs.items():
+        scores[name] = {k: s.score(test, o) for k, s in scorers.items()}
+        ps = principles.probabilities(principles.detect(judge, list(zip(test, o, strict=True)),
+                                                        principles.INITIAL_S_D, tag=f"eval-{name}"))
+        scores[name]["judge"] = [0.0 if x is None else x for x in ps]
+    rows, result = [], {}
+    for name, o in outs.items():
+        lens = [len(x) for x in o]
+        row = {"policy": name, "n": len(o), "chars": round(sum(lens) / len(lens), 1),
+               "distinct_2": round(distinct_n(o, 2) or 0, 3), "repeats": round(repeat_rate(o) or 0, 3)}
+        for k, v in scores[name].items():
+            m, se = mean_se(v)
+            row[k] = f"{m:.3f}±{se:.3f}"
+        if name not in ("base", "sft"):
+            for k in ("evaluator", "judge"):
+                c = paired_comparison(scores[name][k], scores["sft"][k], lens, [len(x) for x in outs["sft"]])
+                z = c["gain_beyond_length"] / c["gain_se"] if c["gain_se"] else None
+                row[f"{k} gain vs sft"] = f"{c['gain']:.3f}±{c['gain_se']:.3f}"
+                row[f"{k} beyond length (SEs)"] = None if z is None else round(z, 1)
+                row[f"{k} win"] = f"{c['win_rate']:.2f} [{c['win_rate_ci'][0]:.2f},{c['win_rate_ci'][1]:.2f}]"
+                row[f"{k} win sim.len (n)"] = (f"{c['win_rate_len_matched']:.2f} ({c['len_matched_n']})"
+                                               if c["win_rate_len_matched"] is not None else "-")
+                result[f"{name}/{k}"] = c
+        rows.append(row)
+    print(tabulate(rows, headers="keys", tablefmt="github"))
+    for name in outs:
+        print(f"{name}: {outs[name][:3]}")
+    if a.out:
+        Path(a.out).write_text(json.dumps({"rows": rows, "comparisons": result,
+                                           "samples": {k: v[:10] for k, v in outs.items()}},
+                                          ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""The shared 是/否 judge: scores from one forward pass (local and OpenAI-compatible backends),
+cached like any call, and thresholds calibrated on human labels that yield both labels."""
+
+import math
+
+import pytest
+
+from agents import judging
+from agents.principles import INITIAL_S_D
+from resources.llm.local import LocalBackend
+from resources.llm.openai_backend import OpenAIBackend
+from resources.llm.runtime import LLMRuntime
+from tests.fake_openai_server import FakeOpenAI
+from training.metrics import paired_comparison, repeat_rate, repeated_share, wilson_interval
+
+
+def test_calibration_gives_both_labels_on_a_mixed_set_even_when_every_score_is_high():
+    # a judge that says 是 to everything still ranks: the threshold goes where the labels split
+    scores = [0.97, 0.96, 0.95, 0.93, 0.92, 0.91, 0.90]
+    labels = [1, 1, 1, 1, 0, 0, 0]
+    cal = judging.calibrate(scores, labels)
+    assert 0.92 < cal.threshold < 0.93
+    assert cal.accuracy == 1.0 and cal.positive_rate == pytest.approx(4 / 7)
+    assert {cal.label(s) for s in scores} == {0, 1}
+    assert cal.label(None) is None
+
+
+def test_calibration_ignores_unscored_items_and_handles_none():
+    assert judging.calibrate([None, None], [1, 0]).n == 0
+    cal = judging.calibrate([0.2, None, 0.8], [0, 1, 1])
+    assert cal.n == 2 and cal.label(0.8) == 1 and cal.label(0.2) == 0
+
+
+def _direct(model, tok, messages, labels=("是", "否")):
+    import torch
+
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+    with torch.inference_mode():
+        logits = model(torch.tensor([list(ids)])).logits[0, -1].float()
+    logp = torch.log_softmax(logits, -1)
+    a, b = (tok.encode(x, add_special_tokens=False)[0] for x in labels)
+    return logp[a].item(), logp[b].item()
+
+
+def test_local_scores_equal_a_direct_forward_with_and_without_the_shared_prefix(tiny_model_dir):
+    backend = LocalBackend(str(tiny_model_dir), batch_size=2, progress=False)
+    rt = LLMRuntime(backend)
+    items = [("给外婆写生日祝福", "外婆生日快乐"), ("中秋祝福 简短", "月圆人团圆"), ("给老师", "谢谢您，老师！" * 3)]
+    shared = rt.score(judging.score_requests(items, INITIAL_S_D, tag="t"))   # 3 requests, one system prompt
+    alone = [rt.score(judging.score_requests([it], INITIAL_S_D, tag="u"))[0] for it in items]  # no sharing
+    model, tok = backend.load()
+    for (p, r), a, b in zip(items, shared, alone, strict=True):
+        direct = _direct(model, tok, judging.judge_messages(INITIAL_S_D, p, r))
+        assert a.ok and a.parsed["logprobs"] == pytest.approx(list(direct), abs=1e-4)
+        assert b.parsed["logprobs"] == pytest.approx(list(direct), abs=1e-4)
+        assert a.parsed["p"] == pytest.approx(1 / (1 + math.exp(-(direct[0] - direct[1]))), abs=1e-4)
+
+
+def test_scores_are_cached_in_the_call_log(wh, tiny_model_dir):
+    from resources.llm.calllog import CallLog
+
+    backend = LocalBackend(str(tiny_model_dir), batch_size=4, progress=False)
+    reqs = judging.score_requests([("需求", "祝福一"), ("需求", "祝福二")], INITIAL_S_D, tag="c")
+    first = LLMRuntime(backend, CallLog(wh, run_id="r1", asset_key="a"))
+    a = first.score(reqs)
+    second = LLMRuntime(backend, CallLog(wh, run_id="r2", asset_key="a"))
+    b = second.score(reqs)
+    assert second.stats.model_calls == 0 and second.stats.cache_hits == 2
+    assert [x.parsed["p"] for x in a] == [x.parsed["p"] for x in b]
+    row = wh.sql("SELECT request FROM llm_calls LIMIT 1")["request"][0]
+    assert "score_labels" in row  # the log says it was a score, not a generation
+
+
+def test_openai_backend_scores_from_the_endpoints_top_logprobs():
+    with FakeOpenAI() as server:
+        rt = LLMRuntime(OpenAIBackend("judge", base_url=server.base_url, api_key="k"))
+        good, bad = rt.score(judging.score_requests([("需求", "【好】祝福"), ("需求", "一般的祝福")], [], tag="o"))
+    assert good.ok and bad.ok
+    assert good.parsed["p"] > 0.9 > 0.1 > bad.parsed["p"]
+
+
+def test_repetition_and_pairwise_comparison_metrics():
+    assert repeated_share("如星辰般闪耀，如星辰般闪耀，如星辰般闪耀") > 0.5
+    assert repeated_share("外婆，八十岁生日快乐！小时候您摇着蒲扇") == 0.0
+    assert repeat_rate(["如星辰般闪耀，如星辰般闪耀", "月圆人团圆"]) == 0.5
+    lo, hi = wilson_interval(70, 100)
+    assert 0.6 < lo < 0.7 < hi < 0.8
+    cmp = paired_comparison([2.0, 3.0, 1.0, 2.0], [1.0, 1.0, 1.0, 0.0], [10, 10, 10, 30], [10, 10, 10, 10])
+    assert cmp["win_rate"] == pytest.approx(3.5 / 4) and cmp["len_matched_n"] == 3
+    assert cmp["gain"] == pytest.approx(1.25) and cmp["gain_se"] is not None

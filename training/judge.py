@@ -1,0 +1,214 @@
+"""A trained, principle-conditioned generative judge: a causal LM fine-tuned to answer 是 or 否.
+
+    python -m training.judge --config run.json
+
+Input: ``agents.judging.judge_messages`` (principles + request + greeting), exactly as the agents
+score it at use. The score is the logit margin of 是 over 否 at the answer position (one forward
+pass); training minimises binary cross-entropy of that margin against the human label, plus
+(``pairwise_weight``) a Bradley–Terry term on the pairs in the batch (chosen above rejected of the
+same request), which teaches what separates two greetings of one request rather than what
+separates requests. Each row carries its own principle list (the asset varies them), so the model
+reads principles instead of memorising one prompt. On CUDA: fp32 weights under bf16 autocast
+(plain bf16 weights round small updates away, bench/RESULTS.md); fp32 on CPU.
+
+Reports AUC on labelled items (all and the 30–49-character band) and pair accuracy (all and
+length-matched) beside the length baseline, and the same with empty / shuffled principles (does
+the principle text matter?).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from collections.abc import Sequence
+
+import torch
+
+from agents.judging import LABELS, judge_messages
+from training import artifacts, devices, kernels
+from training.config import JudgeRunConfig
+from training.data import read_jsonl
+from training.reporting import Reporter, run_cli
+from training.rm_eval import evaluate_labels, evaluate_pairs
+
+
+class MarginModel:
+    """A causal LM read as a judge: margin = logit(是) − logit(否) after the chat prompt."""
+
+    def __init__(self, model, tokenizer, *, max_length: int = 1024, device: str | None = None):
+        self.model, self.tok = model, tokenizer
+        tokenizer.truncation_side = "left"  # an over-long prompt loses its start, never the answer position
+        self.max_length = max_length
+        self.device = device or devices.device()
+        ids = [tokenizer.encode(x, add_special_tokens=False) for x in LABELS]
+        self.yes, self.no = ids[0][0], ids[1][0]
+
+    @classmethod
+    def load(cls, path: str, *, max_length: int = 1024, dtype: torch.dtype = torch.float32) -> MarginModel:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(path)
+        tok.padding_side = "right"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(devices.device())
+        return cls(model, tok, max_length=max_length)
+
+    def texts(self, principles: Sequence[str], prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
+        return [self.tok.apply_chat_template(judge_messages(principles, p, r), tokenize=False,
+                                             add_generation_prompt=True)
+                for p, r in zip(prompts, responses, strict=True)]
+
+    def margins(self, texts: Sequence[str]) -> torch.Tensor:
+        enc = self.tok(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=self.max_length,
+                       add_special_tokens=False).to(self.device)
+        last = enc["attention_mask"].sum(1) - 1  # right padding: each row's last real token
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device == "cuda"):
+            h = self.model.base_model(**enc).last_hidden_state
+            logits = self.model.get_output_embeddings()(h[torch.arange(h.shape[0], device=h.device), last]).float()
+        return logits[:, self.yes] - logits[:, self.no]
+
+    @torch.no_grad()
+    def score(self, principles: Sequence[str], prompts: Sequence[str], responses: Sequence[str],
+              batch_size: int = 128) -> list[float]:
+        was = self.model.training
+        self.model.eval()
+        texts = self.texts(principles, prompts, responses)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = [0.0] * len(texts)
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            for i, m in zip(idx, self.margins([texts[i] for i in idx]).tolist(), strict=True):
+                out[i] = m
+        self.model.train(was)
+        return out
+
+
+def _units(rows: list[dict]) -> list[list[dict]]:
+    """Training units: a pair's two rows stay together (for the pairwise term), others alone."""
+    by_pair: dict[str, list[dict]] = {}
+    units: list[list[dict]] = []
+    for r in rows:
+        if r.get("pair"):
+            by_pair.setdefault(r["pair"], []).append(r)
+        else:
+            units.append([r])
+    return units + list(by_pair.values())
+
+
+def evaluate(judge: MarginModel, cfg: JudgeRunConfig) -> dict:
+    """Labelled AUC and pair accuracy with the evaluation principles, and the principle ablations."""
+    out: dict = {}
+    labels = read_jsonl(cfg.eval_labels_file, ("prompt", "response", "label")) if cfg.eval_labels_file else []
+    pairs = read_jsonl(cfg.eval_pairs_file, ("prompt", "chosen", "rejected")) if cfg.eval_pairs_file else []
+    shuffled = random.Random(cfg.seed).sample(list(cfg.eval_principles), len(cfg.eval_principles))
+    variants = {"eval": list(cfg.eval_principles)}
+    if cfg.principle_ablations and cfg.eval_principles:
+        variants.update({"no_principles": [], "shuffled_principles": shuffled,
+                         "foreign_principles": list(cfg.foreign_principles)})
+    for name, principles in variants.items():
+        def scorer(ps, rs, principles=principles):
+            return judge.score(principles, ps, rs)
+
+        res = {}
+        if labels:
+            res.update(evaluate_labels(scorer, labels))
+        if pairs:
+            res.update(evaluate_pairs(scorer, pairs))
+        out[name] = res
+        if name != "eval":
+            continue
+        if labels:  # the threshold on P(是) that best separates the labels (for a quick label)
+            t = res.get("threshold")
+            res["threshold_p"] = None if t is None else round(1 / (1 + math.exp(-t)), 4)
+    return out
+
+
+def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    rows = [r for r in read_jsonl(cfg.train_file, ("prompt", "response", "label")) if str(r["response"]).strip()]
+    tmp = artifacts.partial_dir(cfg.output_dir)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(cfg.base_model)
+    tok.padding_side = "right"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32).to(devices.device())
+    applied = kernels.apply(model, cfg.kernels)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    judge = MarginModel(model, tok, max_length=cfg.max_length)
+    before = evaluate(judge, cfg) if cfg.eval_before else None
+    units = _units(rows)
+    per_epoch = max(1, math.ceil(len(rows) / cfg.batch_size))
+    steps = cfg.max_steps if cfg.max_steps > 0 else max(1, round(per_epoch * cfg.num_epochs))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0,
+                            fused=devices.has_cuda())
+    warmup = max(1, min(cfg.warmup_steps, steps // 10))  # a 3-step demo run still reaches its learning rate
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * (max(0.0, 1 - s / steps) if cfg.decay else 1.0))
+    reporter.info(f"judge on {len(rows)} rows ({len(units)} units), {steps} steps of {cfg.batch_size}, "
+                  f"{devices.describe()}")
+    model.train()
+    order: list[list[dict]] = []
+    t0 = time.time()
+    for step in range(steps):
+        batch: list[dict] = []
+        while len(batch) < cfg.batch_size:
+            if not order:
+                order = rng.sample(units, len(units))
+            batch += order.pop()
+        texts = [judge.texts(r.get("principles") or [], [r["prompt"]], [r["response"]])[0] for r in batch]
+        m = judge.margins(texts)
+        y = torch.tensor([float(r["label"]) for r in batch], device=m.device)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(m, y)
+        bt = _pairwise_loss(batch, m) if cfg.pairwise_weight else None
+        total = loss + cfg.pairwise_weight * bt if bt is not None else loss
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if step % cfg.logging_steps == 0 or step == steps - 1:
+            reporter.metrics(step + 1, {"loss": loss.item(), "pairwise_loss": bt.item() if bt is not None else None,
+                                        "learning_rate": sched.get_last_lr()[0]})
+    if devices.has_cuda():
+        torch.cuda.synchronize()
+    train_s = time.time() - t0
+    after = evaluate(judge, cfg)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    metrics = {"steps": steps, "rows": len(rows), "train_s": round(train_s, 2), "kernels": applied,
+               "rows_per_s": round(steps * cfg.batch_size / train_s, 1) if train_s else None,
+               **after, "before": before, "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
+    shutil.rmtree(tmp / "trainer", ignore_errors=True)
+    artifacts.finalize(tmp, cfg.output_dir, {"kind": "judge", "config": cfg.model_dump(), "metrics": metrics,
+                                             "log_history": reporter.history})
+    return metrics
+
+
+def _pairwise_loss(batch: list[dict], margins: torch.Tensor) -> torch.Tensor | None:
+    """−log σ(m_chosen − m_rejected) over the complete pairs in the batch."""
+    pos: dict[str, int] = {}
+    neg: dict[str, int] = {}
+    for i, r in enumerate(batch):
+        if r.get("pair"):
+            (pos if int(r["label"]) == 1 else neg)[r["pair"]] = i
+    both = [(pos[k], neg[k]) for k in pos if k in neg]
+    if not both:
+        return None
+    c = margins[[a for a, _ in both]]
+    r = margins[[b for _, b in both]]
+    return -torch.nn.functional.logsigmoid(c - r).mean()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("training.judge", __doc__, JudgeRunConfig, train, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

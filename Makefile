@@ -32,7 +32,7 @@ install: $(VENV)/.installed
 
 $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+	printf 'telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n' > $@
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m assets.demo

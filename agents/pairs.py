@@ -17,6 +17,7 @@ class Labelled:
     label: int
     score: float = 0.0  # tie-breaker within a label: the final P(是) of the verdict
     evidence_ids: tuple[str, ...] = field(default_factory=tuple)
+    policy: str = ""  # the policy that wrote it: pairs never mix two policies' candidates
 
 
 @dataclass(frozen=True)
@@ -27,17 +28,20 @@ class Pair:
 
 
 def make_pairs(candidates: list[Labelled], policy: PairingPolicy = "best_vs_worst", seed: int = 0) -> list[Pair]:
-    """Chosen from label-1 candidates, rejected from label-0 ones, per prompt; never a pair of equal texts."""
-    by_prompt: dict[str, list[Labelled]] = {}
+    """Chosen from label-1 candidates, rejected from label-0 ones, per prompt and policy; never a pair of
+    equal texts."""
+    if policy not in ("all", "best_vs_worst", "one_per_prompt"):
+        raise ValueError(f"unknown pairing policy {policy!r}: all | best_vs_worst | one_per_prompt")
+    by_prompt: dict[tuple[str, str], list[Labelled]] = {}
     for c in candidates:
-        by_prompt.setdefault(c.prompt_id, []).append(c)
+        by_prompt.setdefault((c.prompt_id, c.policy), []).append(c)
     rng = random.Random(seed)
     pairs: list[Pair] = []
     for prompt_id in sorted(by_prompt):
         group = sorted(by_prompt[prompt_id], key=lambda c: c.candidate_id)
         good = sorted((c for c in group if c.label == 1), key=lambda c: (-c.score, c.candidate_id))
         bad = sorted((c for c in group if c.label == 0), key=lambda c: (c.score, c.candidate_id))
-        options = [Pair(prompt_id, g, b) for g in good for b in bad if g.text.strip() != b.text.strip()]
+        options = [Pair(prompt_id[0], g, b) for g in good for b in bad if g.text.strip() != b.text.strip()]
         if not options:
             continue
         if policy == "all":

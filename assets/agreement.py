@@ -8,6 +8,7 @@ from agents.labeler import ABLATIONS
 from assets.ingest import human_labels
 from assets.judging import judge_runtime, labelled_splits, path_a_items, threshold_for
 from assets.path_a import exemplar_index
+from assets.pools import LLM_RETRY, MODEL_POOL
 from resources import EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
 from training.metrics import labeller_report, report_markdown
 from warehouse.ids import content_id
@@ -26,7 +27,7 @@ class AgreementConfig(dg.Config):
     k_final: int = 3
 
 
-@dg.asset(group_name=GROUP, deps=[human_labels, exemplar_index, dg.AssetKey("judge_calibration")],
+@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name=GROUP, deps=[human_labels, exemplar_index, dg.AssetKey("judge_calibration")],
           kinds={"duckdb"}, code_version="2",
           description="Path A's multi-agent labeller on the evaluation split of the human labels (never used to "
           "train or calibrate): AUC of its scores, and accuracy, F1, kappa and positive rate at the calibrated "

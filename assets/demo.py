@@ -101,13 +101,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m assets.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", nargs="*", help="prompt batches to materialize (default: all known)")
-    parser.add_argument("--prompts", type=int, default=4, help="prompts per batch that get candidates (0 = all)")
+    parser.add_argument("--prompts", type=int, default=3, help="prompts per batch that get candidates (0 = all)")
     parser.add_argument("--k", type=int, default=4, help="candidates per prompt")
-    parser.add_argument("--agreement-sample", type=int, default=12,
+    parser.add_argument("--agreement-sample", type=int, default=8,
                         help="evaluation-split human labels for labeler_agreement and judge_agreement, and "
                         "calibration-split labels for judge_calibration")
     parser.add_argument("--train-steps", type=int, default=2, help="optimizer steps for SFT and the reward models")
-    parser.add_argument("--judge-steps", type=int, default=3, help="optimizer steps for the judge")
+    parser.add_argument("--judge-steps", type=int, default=2, help="optimizer steps for the judge")
     parser.add_argument("--grpo-steps", type=int, default=2, help="GRPO steps")
     parser.add_argument("--eval-prompts", type=int, default=32, help="held-out prompts for policy_evaluation")
     args = parser.parse_args()
@@ -117,18 +117,19 @@ def main() -> int:
         "candidates": {"max_prompts": args.prompts, "k": args.k, "max_new_tokens": 64},
         "judge_model": {"max_steps": args.judge_steps, "batch_size": 8, "max_pairs": 8,
                         "max_eval_labels": args.agreement_sample, "principle_ablations": False},
-        "judge_principles": {"iterations": 1, "generated_per_iteration": 2, "real_per_iteration": 4,
+        "judge_principles": {"iterations": 1, "generated_per_iteration": 1, "real_per_iteration": 4,
                              "heldout_size": args.agreement_sample, "calibration_size": args.agreement_sample,
                              "retrain_judge": False},
         "judge_calibration": {"max_items": args.agreement_sample},
-        "labeler_agreement": {"sample_size": args.agreement_sample},
+        "labeler_agreement": {"sample_size": args.agreement_sample, "ablations": False},
         "judge_agreement": {"sample_size": args.agreement_sample},
         "sft_model": {"max_steps": args.train_steps, "batch_size": 4},
         "reward_model": small_rm,
         "evaluator_model": small_rm,
-        "grpo_policy": {"max_steps": args.grpo_steps, "batch_size": 4, "num_generations": 2,
-                        "max_completion_length": 48, "max_prompts": 16},
-        "policy_evaluation": {"max_prompts": args.eval_prompts, "max_new_tokens": 48},
+        # 40% of the 80 built-in prompts are held out, so the comparison has >= 32 prompts
+        "grpo_policy": {"max_steps": args.grpo_steps, "batch_size": 4, "num_generations": 2, "learning_rate": 5e-6,
+                        "max_completion_length": 48, "max_prompts": 16, "heldout_fraction": 0.4},
+        "policy_evaluation": {"max_prompts": args.eval_prompts, "max_new_tokens": 48, "heldout_fraction": 0.4},
     }
     failures = materialize_all(args.batches, overrides=overrides)
     show(Warehouse(WarehouseConfig.from_env()))

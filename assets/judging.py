@@ -20,6 +20,7 @@ from agents.common import Item
 from agents.judging import FOREIGN_PRINCIPLES, vary
 from agents.principles import Example
 from assets.ingest import human_labels, seed_preference_pairs
+from assets.pools import LLM_RETRY, MODEL_POOL
 from resources import EmbedderResource, LLMResource, TrainingResource, VectorStoreResource, WarehouseResource
 from training.config import JudgeRunConfig
 from training.metrics import auc
@@ -177,7 +178,7 @@ def train_judge(context, warehouse: WarehouseResource, training: TrainingResourc
                   extra_metadata={"training_rows_by_source": dg.MetadataValue.json(sources)})
 
 
-@dg.asset(group_name=GROUP, deps=[human_labels, seed_preference_pairs], kinds={"pytorch"}, code_version="1",
+@dg.asset(pool=MODEL_POOL, group_name=GROUP, deps=[human_labels, seed_preference_pairs], kinds={"pytorch"}, code_version="1",
           description="A principle-conditioned 是/否 judge fine-tuned from the base model on human judgements that "
           "are not evaluation data (training-split labels; seed pairs chosen → 是, rejected → 否 with a "
           "pairwise term) and every recorded adversarial negative, with varied principle lists in the prompt. "
@@ -224,7 +225,7 @@ def path_a_items(warehouse: WarehouseResource, embedder: EmbedderResource, vecto
             for e, f in zip(examples, found, strict=True)]
 
 
-@dg.asset(group_name=GROUP, deps=[human_labels, judge_model, dg.AssetKey("judge_principles"),
+@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name=GROUP, deps=[human_labels, judge_model, dg.AssetKey("judge_principles"),
                                   dg.AssetKey("exemplar_index")], kinds={"duckdb"}, code_version="1",
           description="Decision thresholds on P(是) for Path B's judge (the chosen S_D) and Path A's judge and "
           "reflect stages, fitted on the calibration split of the human labels (never the evaluation split): "

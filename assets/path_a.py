@@ -19,6 +19,7 @@ from agents.pairs import Labelled, PairingPolicy, make_pairs
 from assets.ingest import prompts, seed_preference_pairs, seed_sft_examples
 from assets.judging import judge_runtime, threshold_for
 from assets.partitions import prompt_batches
+from assets.pools import LLM_RETRY, MODEL_POOL
 from resources import EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
 from resources.warehouse import markdown_preview
 from warehouse.exports import export_preference_pairs_trl
@@ -52,7 +53,7 @@ class CandidatesConfig(dg.Config):
     max_prompts: int = Field(default=0, description="only the first N prompts of the batch (0 = all)")
 
 
-@dg.asset(group_name=GROUP, partitions_def=prompt_batches, deps=[prompts, dg.AssetKey("sft_model")], kinds={"duckdb"},
+@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name=GROUP, partitions_def=prompt_batches, deps=[prompts, dg.AssetKey("sft_model")], kinds={"duckdb"},
           code_version=f"1-{policy.PROMPT_VERSION}",
           description="k greetings per prompt from the policy model (temperature and seed recorded): the newest SFT "
           "model when there is one, as DESIGN.md asks of the embedded default.")
@@ -168,7 +169,7 @@ def _items(warehouse: WarehouseResource, batch: str) -> tuple[list[Item], pl.Dat
     return items, df
 
 
-@dg.asset(group_name=GROUP, partitions_def=prompt_batches, deps=[candidates, retrievals], kinds={"duckdb"},
+@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name=GROUP, partitions_def=prompt_batches, deps=[candidates, retrievals], kinds={"duckdb"},
           code_version=f"1-{debate.PROMPT_VERSION}",
           description="Positive and Negative agents' arguments per candidate: [{dimension, point, evidence}].")
 def debate_arguments(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
@@ -207,7 +208,7 @@ def _points_by(df: pl.DataFrame, side: str) -> dict[str, list[dict] | None]:
             for cid, pts, status in zip(sub["candidate_id"], sub["points"], sub["status"], strict=True)}
 
 
-@dg.asset(group_name=GROUP, partitions_def=prompt_batches, deps=[debate_arguments, dg.AssetKey("judge_calibration")],
+@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name=GROUP, partitions_def=prompt_batches, deps=[debate_arguments, dg.AssetKey("judge_calibration")],
           kinds={"duckdb"}, code_version=f"2-{judge.PROMPT_VERSION}-{judge.REFLECT_VERSION}",
           check_specs=VERDICT_CHECKS,
           description="Judge (P(是) with the debate and exemplars as reference) and Reflect (the audit without the "
@@ -285,11 +286,12 @@ class PairsConfig(dg.Config):
 
 @dg.asset(group_name=GROUP, partitions_def=prompt_batches, deps=[verdicts], kinds={"duckdb"}, code_version="1",
           check_specs=[dg.AssetCheckSpec("chosen_differs_from_rejected", asset="preference_pairs", blocking=True)],
-          description="Rejection sampling: chosen from final-label-1 candidates, rejected from label-0 ones.")
+          description="Rejection sampling: chosen from final-label-1 candidates, rejected from label-0 ones, of the "
+          "same prompt and the same policy (recorded in policy_model).")
 def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
     df = warehouse.get().sql("""
-        SELECT c.id, c.prompt_id, c.text, v.label, v.id AS verdict_id,
+        SELECT c.id, c.prompt_id, c.text, c.policy_model, v.label, v.id AS verdict_id,
                list(d.id) AS debate_ids, coalesce(any_value(v.score), 0.0) AS score
         FROM candidates_latest c
         JOIN verdicts_latest v ON v.candidate_id = c.id AND v.stage = 'reflect' AND v.label IS NOT NULL
@@ -297,12 +299,13 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig,
         WHERE c.partition_key = ?
         GROUP BY ALL ORDER BY c.id""", [debate.PROMPT_VERSION, context.partition_key])
     labelled = [Labelled(candidate_id=r["id"], prompt_id=r["prompt_id"], text=r["text"], label=int(r["label"]),
-                         score=float(r["score"]), evidence_ids=(r["verdict_id"], *[x for x in r["debate_ids"] if x]))
+                         score=float(r["score"]), evidence_ids=(r["verdict_id"], *[x for x in r["debate_ids"] if x]),
+                         policy=r["policy_model"])
                 for r in df.iter_rows(named=True)]
     pairs = make_pairs(labelled, config.policy, seed=config.seed)  # type: ignore[arg-type]
     rows = [PreferencePairRow(prompt_id=p.prompt_id, chosen_candidate_id=p.chosen.candidate_id,
                               rejected_candidate_id=p.rejected.candidate_id, chosen=p.chosen.text,
-                              rejected=p.rejected.text, pairing_policy=config.policy,
+                              rejected=p.rejected.text, pairing_policy=config.policy, policy_model=p.chosen.policy,
                               evidence_ids=[*p.chosen.evidence_ids, *p.rejected.evidence_ids]) for p in pairs]
     same = sum(1 for r in rows if r.chosen.strip() == r.rejected.strip())
     labels = Counter(x.label for x in labelled)

@@ -5,8 +5,6 @@ event) → judge_scores (the judge with the best S_D scores candidates) and judg
 (every iteration's S_D against human labels, with a learning curve).
 """
 
-import base64
-import io
 import json
 
 import dagster as dg
@@ -25,6 +23,8 @@ from assets.judging import (
 )
 from assets.partitions import prompt_batches
 from assets.path_a import _items, candidates
+from assets.plots import line_plot, markdown_image
+from assets.pools import LLM_RETRY, MODEL_POOL
 from resources import LLMResource, TrainingResource, WarehouseResource
 from training.metrics import labeller_report, report_markdown
 from warehouse.ids import content_id
@@ -71,7 +71,7 @@ def recorded_iterations(warehouse: WarehouseResource, loop: str) -> list[Iterati
             for r in df.iter_rows(named=True)]
 
 
-@dg.asset(group_name=GROUP, deps=[human_labels, judge_model], kinds={"duckdb"},
+@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name=GROUP, deps=[human_labels, judge_model], kinds={"duckdb"},
           code_version=f"2-{principles.PROMPT_VERSION}",
           description="The adversarial loop: S_G and S_D per iteration with the suggestions used, the Detector's "
           "threshold (calibrated on the training split) and held-out AUC / accuracy. The Detector is the trained "
@@ -162,7 +162,7 @@ class JudgeScoresConfig(dg.Config):
     use_judge_model: bool = Field(default=True, description="score with the newest trained judge (local backends)")
 
 
-@dg.asset(group_name=GROUP, partitions_def=prompt_batches, deps=[candidates, judge_principles,
+@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name=GROUP, partitions_def=prompt_batches, deps=[candidates, judge_principles,
                                                                  dg.AssetKey("judge_calibration")],
           kinds={"duckdb"}, code_version=f"2-{principles.PROMPT_VERSION}",
           description="The principle-guided judge per candidate: P(是) under the chosen S_D, and the label at the "
@@ -199,27 +199,13 @@ class JudgeAgreementConfig(dg.Config):
 
 
 def _learning_curve_png(points: list[tuple[int, float | None, float | None]]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
     its = [p[0] for p in points]
-    ax.plot(its, [p[1] for p in points], marker="o", label="judge AUC")
-    ax.plot(its, [p[2] for p in points], linestyle="--", label="length baseline AUC")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("AUC vs human labels")
-    ax.set_ylim(0, 1)
-    ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return line_plot({"judge AUC": (its, [p[1] for p in points]),
+                      "length baseline AUC": (its, [p[2] for p in points])},
+                     xlabel="iteration", ylabel="AUC vs human labels", ylim=(0, 1), dashed=["length baseline AUC"])
 
 
-@dg.asset(group_name="evaluation", deps=[judge_principles], kinds={"duckdb"}, code_version="2",
+@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name="evaluation", deps=[judge_principles], kinds={"duckdb"}, code_version="2",
           description="Every iteration's S_D, read by the judge that scored that iteration, on the evaluation split: "
           "AUC of P(是), and accuracy / F1 / kappa at the iteration's calibrated threshold, on all items and the "
           "30–49-char band, beside the length baseline, with a learning curve.")
@@ -256,5 +242,5 @@ def judge_agreement(context: dg.AssetExecutionContext, config: JudgeAgreementCon
     path = warehouse.write_export("judge_learning_curve.png", png)
     return warehouse.record(context, rows, main_table="agreement_metrics", metadata={
         "items": len(evaluation), "agreement": dg.MetadataValue.md(report_markdown(report)),
-        "learning_curve": dg.MetadataValue.md(f"![learning curve](data:image/png;base64,{base64.b64encode(png).decode()})"),
+        "learning_curve": dg.MetadataValue.md(markdown_image(png, "learning curve")),
         "learning_curve_png": dg.MetadataValue.path(str(path))})

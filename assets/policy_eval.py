@@ -11,6 +11,7 @@ from pydantic import Field
 from agents import principles
 from assets.judging import judge_runtime, threshold_for
 from assets.path_b import chosen_principles
+from assets.pools import LLM_RETRY, MODEL_POOL
 from assets.training import evaluator_model, grpo_policy, policy_prompts, reward_model, sft_model
 from resources import LLMResource, TrainingResource, WarehouseResource
 from training.generation import generate
@@ -48,7 +49,7 @@ def _r(x):
     return None if x is None else round(float(x), 4)
 
 
-@dg.asset(group_name="evaluation", deps=[grpo_policy, sft_model, reward_model, evaluator_model],
+@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name="evaluation", deps=[grpo_policy, sft_model, reward_model, evaluator_model],
           kinds={"pytorch", "duckdb"}, code_version="2",
           description="Base, SFT and GRPO policies on held-out prompts (never trained on): training-RM and "
           "independent-evaluator scores and the judge's P(是), each with a standard error; excellence rates; "

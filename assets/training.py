@@ -18,6 +18,8 @@ from assets.ingest import human_labels, prompts, seed_preference_pairs, seed_sft
 from assets.judging import EVAL_SOURCES, evaluation_texts, judge_model, labelled_splits
 from assets.path_a import preference_pairs
 from assets.path_b import chosen_principles, judge_principles
+from assets.plots import line_plot, markdown_image
+from assets.pools import MODEL_POOL
 from resources import TrainingResource, WarehouseResource
 from training import artifacts
 from training.code_version import code_version
@@ -105,6 +107,7 @@ def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, trai
             "metrics": dg.MetadataValue.json(metrics)}
     if curve:
         meta["training_log"] = dg.MetadataValue.md(_log_table(curve))
+        meta["training_curves"] = dg.MetadataValue.md(markdown_image(_curves_png(curve), "training curves"))
     meta.update(extra_metadata or {})
     # Decided now and committed with the models row, so the model is never visible undecided.
     promotion = None if registered else promotion_for(warehouse.get(), model_id, kind, metrics)
@@ -114,6 +117,13 @@ def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, trai
         meta.update({"promoted": promotion.promoted, "promotion": promotion.reason})
     meta["training_code_version"] = code_version()
     return warehouse.record(context, [row, *([promotion] if promotion else [])], main_table="models", metadata=meta)
+
+
+def _curves_png(rows: list[dict]) -> bytes:
+    """Loss (and for GRPO reward, KL, completion length) against the step: the run's learning curves."""
+    keys = [k for k in ("loss", "pairwise_loss", "reward", "kl", "accuracy") if any(r.get(k) is not None for r in rows)]
+    steps = [r.get("step", i) for i, r in enumerate(rows)]
+    return line_plot({k: (steps, [r.get(k) for r in rows]) for k in keys}, xlabel="step", ylabel="value")
 
 
 def _file_fields(cfg: RunConfig, files: dict) -> dict[str, Any]:
@@ -171,7 +181,7 @@ class SFTModelConfig(TrainConfig):
     max_examples: int = Field(default=0, description="0 = all")
 
 
-@dg.asset(group_name=GROUP, deps=[seed_sft_examples], kinds={"pytorch"}, code_version="1",
+@dg.asset(pool=MODEL_POOL, group_name=GROUP, deps=[seed_sft_examples], kinds={"pytorch"}, code_version="1",
           description="The policy after supervised fine-tuning (TRL SFTTrainer) on the seed SFT examples.")
 def sft_model(context: dg.AssetExecutionContext, config: SFTModelConfig, warehouse: WarehouseResource,
               training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
@@ -241,7 +251,7 @@ def _reward(context, config: RewardModelConfig, warehouse: WarehouseResource, tr
                   base_id=base, data_files=data, snapshot=snap, lineage={"pair_half": half})
 
 
-@dg.asset(group_name=GROUP, deps=[preference_pairs, seed_preference_pairs, human_labels], kinds={"pytorch"},
+@dg.asset(pool=MODEL_POOL, group_name=GROUP, deps=[preference_pairs, seed_preference_pairs, human_labels], kinds={"pytorch"},
           code_version="2",
           description="Bradley–Terry reward model (GRPO's training reward) on one half of the preference pairs "
           "(never evaluation data); pair accuracy (all and length-matched) and AUC on labelled items (all and "
@@ -251,7 +261,7 @@ def reward_model(context: dg.AssetExecutionContext, config: RewardModelConfig, w
     return _reward(context, config, warehouse, training, pipes_client, "reward", 0)
 
 
-@dg.asset(group_name="evaluation", deps=[preference_pairs, seed_preference_pairs, human_labels], kinds={"pytorch"},
+@dg.asset(pool=MODEL_POOL, group_name="evaluation", deps=[preference_pairs, seed_preference_pairs, human_labels], kinds={"pytorch"},
           code_version="2",
           description="The independent evaluator: a reward model trained like reward_model on the *other* half of "
           "the pairs, so policies are never judged by the reward they were trained on.")
@@ -281,7 +291,7 @@ class GRPOPolicyConfig(TrainConfig):
         default="auto", description="rollouts without vLLM: graph = CUDA-graph sampler (auto on CUDA), generate, paged")
 
 
-@dg.asset(group_name=GROUP, deps=[sft_model, reward_model, judge_principles, judge_model, prompts], kinds={"pytorch"},
+@dg.asset(pool=MODEL_POOL, group_name=GROUP, deps=[sft_model, reward_model, judge_principles, judge_model, prompts], kinds={"pytorch"},
           code_version="1",
           description="GRPO from the newest SFT model (TRL GRPOTrainer), reward = reward model | judge | weighted sum, "
           "KL to the reference; reward, KL, completion length and clipping logged.")

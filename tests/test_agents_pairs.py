@@ -31,3 +31,16 @@ def test_one_per_prompt_is_seeded_and_never_pairs_equal_texts():
 def test_unknown_policy_is_an_error():
     with pytest.raises(ValueError, match="unknown pairing policy"):
         make_pairs(CANDS, "random")
+
+
+def test_pairs_never_mix_two_policies_candidates():
+    mixed = [Labelled("x", "p", "好的一条", 1, policy="sft-1"), Labelled("y", "p", "差的一条", 0, policy="grpo-2")]
+    assert make_pairs(mixed, "all") == []
+    same = [*mixed, Labelled("z", "p", "另一条差的", 0, policy="sft-1")]
+    (pair,) = make_pairs(same, "all")
+    assert (pair.chosen.candidate_id, pair.rejected.candidate_id) == ("x", "z")
+
+
+def test_an_unknown_pairing_policy_fails_even_without_candidates():
+    with pytest.raises(ValueError, match="unknown pairing policy"):
+        make_pairs([], "bogus")  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from warehouse.schema import (
     CalibrationRow,
     Event,
     JudgePrincipleRow,
+    PreferencePairRow,
     JudgeScoreRow,
     PolicyEvaluationRow,
     PromotionRow,
@@ -87,6 +88,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "judge_principles: held-out AUC, threshold and judge model per iteration",
               _add_columns(JudgePrincipleRow, ("heldout_auc", "threshold", "judge_model"))),
     Migration(10, "promotions: the gate between a trained model and its use downstream", _new_table(PromotionRow)),
+    Migration(11, "preference_pairs: the policy that wrote the pair", _add_columns(PreferencePairRow, ("policy_model",))),
 )
 
 LEDGER_SQL = (

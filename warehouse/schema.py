@@ -193,6 +193,7 @@ class PreferencePairRow(Event):
     rejected: str
     pairing_policy: str
     evidence_ids: list[str]
+    policy_model: str | None = Field(default=None, description="the policy that wrote both candidates")
 
 
 # ---------------------------------------------------------------- Path B

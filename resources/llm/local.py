@@ -239,7 +239,14 @@ class LocalBackend:
     @torch.inference_mode()
     def _prefix_cache(self, model: Any, prefix: list[int]) -> Any:
         ids = torch.tensor([prefix], device=self.device)
-        return model.base_model(input_ids=ids, use_cache=True).past_key_values
+        out = model.base_model(input_ids=ids, use_cache=True)
+        return out.get("cache") or out.past_key_values
+
+    def _cache_kwarg(self, model: Any) -> str:
+        """transformers renamed ``past_key_values`` to ``cache`` (5.2x); use what this version takes."""
+        import inspect
+
+        return "cache" if "cache" in inspect.signature(model.base_model.forward).parameters else "past_key_values"
 
     @torch.inference_mode()
     def _score_batch(self, model: Any, tok: Any, ids: list[list[int]], labels: list[tuple[int, int]],
@@ -253,7 +260,7 @@ class LocalBackend:
         if cache is not None:
             past = copy.deepcopy(cache)
             past.batch_repeat_interleave(n)
-            kwargs = {"past_key_values": past, "use_cache": True,
+            kwargs = {self._cache_kwarg(model): past, "use_cache": True,
                       "position_ids": torch.arange(offset, offset + width, device=self.device).expand(n, -1)}
         hidden = model.base_model(input_ids=input_ids, attention_mask=attention, **kwargs).last_hidden_state
         last = torch.tensor([len(x) - 1 for x in ids], device=self.device)

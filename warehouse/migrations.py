@@ -20,15 +20,15 @@ from warehouse.schema import (
     CalibrationRow,
     Event,
     JudgePrincipleRow,
-    PreferencePairRow,
     JudgeScoreRow,
     PolicyEvaluationRow,
+    PreferencePairRow,
     PromotionRow,
     VectorIndexRow,
     VerdictRow,
     create_table_sql,
-    table_columns,
     latest_view_sql,
+    table_columns,
 )
 
 

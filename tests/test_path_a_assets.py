@@ -9,7 +9,14 @@ import pytest
 from agents import judge
 from assets import agreement, ingest, judging, path_a, path_b
 from assets.partitions import prompt_batches
-from resources import DatasetsResource, EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
+from resources import (
+    DatasetsResource,
+    EmbedderResource,
+    LLMResource,
+    TrainingResource,
+    VectorStoreResource,
+    WarehouseResource,
+)
 
 ASSETS = dg.load_assets_from_modules([ingest, judging, path_a, path_b, agreement])
 SOURCES = ["seed_sft_examples", "seed_preference_pairs", "human_labels", "exemplar_index"]
@@ -25,6 +32,8 @@ def env(zhufu_home, tiny_model_dir, tmp_path):
         "llm": LLMResource(warehouse=warehouse, model=str(tiny_model_dir), batch_size=8),
         "embedder": EmbedderResource(),
         "vectors": VectorStoreResource(),
+        "training": TrainingResource(base_model=str(tiny_model_dir)),
+        "pipes_client": dg.PipesSubprocessClient(),
     }
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(prompt_batches.name, ["builtin"])
@@ -105,5 +114,9 @@ def test_labeler_agreement_reports_every_variant_beside_the_length_baseline(env)
     full = rows.filter((rows["variant"] == "reflect") & (rows["subset"] == "all")).row(0, named=True)
     assert full["n"] + full["parse_failures"] == 4 and full["length_accuracy"] is not None
     assert "length_auc" in _meta(res, "labeler_agreement")["agreement"].value
-    aucs = wh.sql("SELECT auc FROM agreement_metrics WHERE subset = 'all'")["auc"]
-    assert aucs.null_count() == 0  # every variant's score has an AUC against the human labels
+    from assets.judging import labelled_splits
+
+    _, _, evaluation = labelled_splits(WarehouseResource())
+    if len({e.label for e in evaluation[:4]}) == 2:  # AUC needs both labels among the sampled items
+        aucs = wh.sql("SELECT auc FROM agreement_metrics WHERE subset = 'all'")["auc"]
+        assert aucs.null_count() == 0

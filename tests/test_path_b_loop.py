@@ -6,7 +6,14 @@ import pytest
 import resources.llm_resource as llm_resource
 from agents.principles import INITIAL_S_D, MAX_RULES
 from assets import ingest, judging, path_b
-from resources import DatasetsResource, LLMResource, TrainingResource, WarehouseResource
+from resources import (
+    DatasetsResource,
+    EmbedderResource,
+    LLMResource,
+    TrainingResource,
+    VectorStoreResource,
+    WarehouseResource,
+)
 from tests.scripted_backend import ScriptedPathB
 from warehouse.schema import HumanLabelRow
 
@@ -31,7 +38,8 @@ def setup(zhufu_home, monkeypatch):
         monkeypatch.setitem(llm_resource._BACKENDS, ("local", "scripted", None, 16), backend)
         resources = {"warehouse": warehouse, "datasets": DatasetsResource(),
                      "llm": LLMResource(warehouse=warehouse, model="scripted"), "training": TrainingResource(),
-                     "pipes_client": dg.PipesSubprocessClient()}
+                     "pipes_client": dg.PipesSubprocessClient(), "embedder": EmbedderResource(),
+                     "vectors": VectorStoreResource()}
         cfg = {"iterations": 3, "patience": 5, "heldout_size": 0, "retrain_judge": False, **config}
         return dg.materialize(ASSETS, selection=[dg.AssetKey("judge_principles")], resources=resources,
                               run_config={"ops": {"judge_principles": {"config": cfg}}}, raise_on_error=False)
@@ -91,3 +99,26 @@ def test_a_crash_mid_iteration_resumes_from_recorded_iterations(setup):
     assert not any(x.startswith(("gen-1-", "it0-", "it1-", "detect-2", "reflect-2")) for x in resumed_backend.items)
     assert "optimize-S_D-2" in resumed_backend.items
     assert wh.sql("SELECT count(*) AS n FROM judge_principles")["n"][0] == 4
+
+
+def test_a_judge_retrained_after_an_iteration_scores_the_next_one():
+    from agents import principles
+    from agents.principles import Example
+    from resources.llm import LLMRuntime
+
+    examples = [Example(f"e{i}", f"需求{i}", f"{('GOOD', 'BAD', 'TRICKY')[i % 3]} 祝福{i}", int(i % 3 == 0))
+                for i in range(12)]
+    first, second = ScriptedPathB(), ScriptedPathB()
+    agents_rt, judge_rt, next_judge = LLMRuntime(ScriptedPathB()), LLMRuntime(first), LLMRuntime(second)
+    seen = []
+
+    def on_iteration(it):
+        seen.append((it.iteration, it.judge_model, [a["fooled"] for a in it.adversarial]))
+        return next_judge if it.iteration == 0 else None
+
+    history = principles.run_loop(agents_rt, examples[:8], examples[8:], principles.LoopConfig(iterations=1, patience=5),
+                                  on_iteration=on_iteration, judge=judge_rt)
+    assert [h.iteration for h in history] == [0, 1]
+    assert any(x.startswith("detect-1") for x in second.items)      # iteration 1 was judged by the new judge
+    assert not any(x.startswith("detect-1") for x in first.items)
+    assert seen[1][2]  # the planted greetings of iteration 1 are returned with their `fooled` flag

@@ -41,9 +41,7 @@ def half(pair: dict) -> int:
 def prepare(data: Path, work: Path) -> dict[str, Path]:
     import pyarrow.parquet as pq
 
-    from agents import judge as path_a_judge
-    from agents.judging import vary
-    from agents.principles import INITIAL_S_D
+    from bench.judge_gain import judge_rows
 
     work.mkdir(parents=True, exist_ok=True)
     f = {k: work / f"{k}.jsonl" for k in ("sft", "pairs_a", "pairs_b", "judge", "grpo", "test", "labels", "dev")}
@@ -55,16 +53,7 @@ def prepare(data: Path, work: Path) -> dict[str, Path]:
     a = [p for p in train if half(p) == 0]
     write_jsonl(f["pairs_a"], a)
     write_jsonl(f["pairs_b"], [p for p in train if half(p) == 1])
-    import random
-
-    rng, pool, rows = random.Random(0), [list(INITIAL_S_D), list(path_a_judge.PRINCIPLES)], []
-    for i, p in enumerate(a):
-        if p["chosen"].strip() and p["rejected"].strip():
-            rows.append({"prompt": p["prompt"], "response": p["chosen"], "label": 1, "pair": f"p{i}",
-                         "principles": vary(pool, rng)})
-            rows.append({"prompt": p["prompt"], "response": p["rejected"], "label": 0, "pair": f"p{i}",
-                         "principles": vary(pool, rng)})
-    write_jsonl(f["judge"], rows)
+    write_jsonl(f["judge"], judge_rows(a))
     write_jsonl(f["grpo"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/train.parquet").to_pylist()])
     write_jsonl(f["test"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/test.parquet").to_pylist()])
     write_jsonl(f["dev"], read_pairs(data / "reward_pairs_dev.json"))

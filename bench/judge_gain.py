@@ -24,6 +24,7 @@ from tabulate import tabulate
 from agents import judge as path_a_judge
 from agents.judging import FOREIGN_PRINCIPLES, vary
 from agents.principles import INITIAL_S_D
+from bench.paper_data import pairs as read_pairs
 from training import judge
 from training.config import JudgeRunConfig
 from training.data import write_jsonl
@@ -36,16 +37,18 @@ VARIANTS = {  # name -> (epochs, pairwise weight, learning rate)
 }
 
 
-def rows_from_pairs(path: Path, seed: int) -> list[dict]:
+def judge_rows(pairs: list[dict], seed: int = 0) -> list[dict]:
+    """Judge training rows from {prompt, chosen, rejected} pairs: chosen → 1, rejected → 0, kept together
+    for the pairwise term, each row with its own principle list."""
     rng = random.Random(seed)
     pool = [list(INITIAL_S_D), list(path_a_judge.PRINCIPLES)]
     rows = []
-    for i, x in enumerate(json.loads(path.read_text(encoding="utf-8"))):
-        q, c, r = x["conversations"][0]["value"], x["chosen"]["value"], x["rejected"]["value"]
-        if not c.strip() or not r.strip():
+    for i, p in enumerate(pairs):
+        if not p["chosen"].strip() or not p["rejected"].strip():
             continue
-        rows.append({"prompt": q, "response": c, "label": 1, "pair": f"p{i}", "principles": vary(pool, rng)})
-        rows.append({"prompt": q, "response": r, "label": 0, "pair": f"p{i}", "principles": vary(pool, rng)})
+        for text, label in ((p["chosen"], 1), (p["rejected"], 0)):
+            rows.append({"prompt": p["prompt"], "response": text, "label": label, "pair": f"p{i}",
+                         "principles": vary(pool, rng)})
     return rows
 
 
@@ -61,7 +64,7 @@ def main() -> int:
     a = p.parse_args()
     data = Path(a.data)
     work = Path(tempfile.mkdtemp(prefix="judge-gain-"))
-    write_jsonl(work / "train.jsonl", rows_from_pairs(data / "reward_pairs_train.json", 0))
+    write_jsonl(work / "train.jsonl", judge_rows(read_pairs(data / "reward_pairs_train.json")))
     labels = [json.loads(line) for line in open(data / "evaluation_dev.jsonl", encoding="utf-8") if line.strip()]
     write_jsonl(work / "labels.jsonl", [{"prompt": x["query"], "response": x["response"], "label": int(x["label"])}
                                         for x in labels])

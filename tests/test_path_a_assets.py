@@ -84,6 +84,16 @@ def test_path_a_chain_stores_every_stage_and_reruns_without_model_calls(env):
     assert wh.sql("SELECT count(*) AS n, count(DISTINCT request_key) AS k FROM llm_calls").row(0) == (
         wh.count("llm_calls"), wh.count("llm_calls"))
 
+    # retrievals from another exemplar-index version never double the items the agents judge
+    from assets.path_a import _items
+    from warehouse.schema import RetrievalRow
+
+    old = wh.sql("SELECT prompt_id FROM retrievals_latest")["prompt_id"].to_list()
+    wh.append([RetrievalRow(prompt_id=p, exemplar_ids=["x"], exemplar_texts=["旧范例"], scores=[1.0], k_search=8,
+                            k_final=1, index_version="999") for p in old], asset_key="retrievals")
+    items, _ = _items(WarehouseResource(), "builtin")
+    assert len(items) == n and all("旧范例" not in it.exemplars for it in items)
+
     # the stored prompt/agent versions are queryable next to every event
     versions = wh.sql("SELECT DISTINCT agent_version FROM verdicts ORDER BY 1")["agent_version"].to_list()
     assert versions == sorted([judge.PROMPT_VERSION, judge.REFLECT_VERSION])

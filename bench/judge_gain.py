@@ -24,6 +24,7 @@ from tabulate import tabulate
 from agents import judge as path_a_judge
 from agents.judging import FOREIGN_PRINCIPLES, vary
 from agents.principles import INITIAL_S_D
+from bench.paper_data import labels as read_labels
 from bench.paper_data import pairs as read_pairs
 from training import judge
 from training.config import JudgeRunConfig
@@ -65,12 +66,8 @@ def main() -> int:
     data = Path(a.data)
     work = Path(tempfile.mkdtemp(prefix="judge-gain-"))
     write_jsonl(work / "train.jsonl", judge_rows(read_pairs(data / "reward_pairs_train.json")))
-    labels = [json.loads(line) for line in open(data / "evaluation_dev.jsonl", encoding="utf-8") if line.strip()]
-    write_jsonl(work / "labels.jsonl", [{"prompt": x["query"], "response": x["response"], "label": int(x["label"])}
-                                        for x in labels])
-    write_jsonl(work / "pairs.jsonl", [{"prompt": x["conversations"][0]["value"], "chosen": x["chosen"]["value"],
-                                        "rejected": x["rejected"]["value"]}
-                                       for x in json.loads((data / "reward_pairs_dev.json").read_text("utf-8"))])
+    write_jsonl(work / "labels.jsonl", read_labels(data / "evaluation_dev.jsonl"))
+    write_jsonl(work / "pairs.jsonl", read_pairs(data / "reward_pairs_dev.json"))
     results = {}
     for name in a.variants:
         epochs, pw, lr = VARIANTS[name]

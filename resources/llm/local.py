@@ -137,6 +137,7 @@ class LocalBackend:
         self._tokenizer = None
         self._grammar_compiler = None
         self._grammar_cache: dict[str, Any] = {}
+        self._cache_arg: str | None = None
 
     # ------------------------------------------------------------------ loading
 
@@ -243,10 +244,14 @@ class LocalBackend:
         return out.get("cache") or out.past_key_values
 
     def _cache_kwarg(self, model: Any) -> str:
-        """transformers renamed ``past_key_values`` to ``cache`` (5.2x); use what this version takes."""
-        import inspect
+        """transformers renamed ``past_key_values`` to ``cache`` (5.2x); use what this version takes.
+        Looked up once per backend, not on every scoring batch."""
+        if self._cache_arg is None:
+            import inspect
 
-        return "cache" if "cache" in inspect.signature(model.base_model.forward).parameters else "past_key_values"
+            params = inspect.signature(model.base_model.forward).parameters
+            self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        return self._cache_arg
 
     @torch.inference_mode()
     def _score_batch(self, model: Any, tok: Any, ids: list[list[int]], labels: list[tuple[int, int]],

@@ -103,14 +103,18 @@ class GRPORunConfig(RunConfig):
     judge_principles: list[str] = Field(default_factory=list, description="S_D for the judge reward")
     judge_model: str | None = Field(default=None, description="model the judge runs on (default: the base model)")
     reward_weights: dict[str, float] = Field(default_factory=lambda: {"reward_model": 1.0, "judge": 1.0})
-    repetition_weight: float = Field(default=1.0, description="weight of the repetition penalty (minus the share of "
-                                     "characters in repeated phrases); 0 = off")
+    repetition_weight: float = Field(default=1.0, description="weight of the repetition penalty (minus 1 and the share "
+                                     "of characters in repeated phrases, for a completion that repeats a phrase); 0 = off")
+    length_neutral: bool = Field(default=True, description="remove each reward's within-prompt linear trend on "
+                                 "completion length (GRPO cannot buy reward with length)")
+    normalize_rewards: bool = Field(default=True, description="divide each reward by its first batch's within-prompt "
+                                    "standard deviation, so weights compare rewards of different units")
     num_generations: int = 4
     max_completion_length: int = 128
     temperature: float = 1.0
     beta: float = Field(default=0.001, description="KL coefficient to the reference policy")
     learning_rate: float = 1e-6
-    max_steps: int = 40
+    max_steps: int = Field(default=40, description="-1: num_epochs passes over the prompts")
     batch_size: int = Field(default=64, description="completions per step (prompts × num_generations)")
     use_vllm: bool | None = Field(default=None, description="None: when vllm is importable and CUDA is present")
     generation: Generation = Field(

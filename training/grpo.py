@@ -24,13 +24,18 @@ from training.reporting import Reporter, ReporterCallback, run_cli
 
 
 def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
-    from training.rewards import JudgeReward, RewardModelReward
+    from training.rewards import JudgeReward, LengthNeutral, RewardModelReward
+
+    def shaped(func):
+        if not (cfg.length_neutral or cfg.normalize_rewards):
+            return func
+        return LengthNeutral(func, length=cfg.length_neutral, scale=cfg.normalize_rewards)
 
     funcs, weights = [], []
     if cfg.reward in ("reward_model", "weighted"):
         if not cfg.reward_model:
             raise ValueError("reward 'reward_model' needs reward_model (a reward-model artifact path)")
-        funcs.append(RewardModelReward(cfg.reward_model))
+        funcs.append(shaped(RewardModelReward(cfg.reward_model)))
         weights.append(cfg.reward_weights.get("reward_model", 1.0))
     if cfg.reward in ("judge", "weighted"):
         if not cfg.judge_principles:
@@ -39,7 +44,7 @@ def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
         from resources.llm.runtime import LLMRuntime
 
         backend = LocalBackend(cfg.judge_model or cfg.base_model, batch_size=64, progress=False)
-        funcs.append(JudgeReward(LLMRuntime(backend), cfg.judge_principles))
+        funcs.append(shaped(JudgeReward(LLMRuntime(backend), cfg.judge_principles)))
         weights.append(cfg.reward_weights.get("judge", 1.0))
     if cfg.repetition_weight:
         from training.rewards import RepetitionPenalty
@@ -134,6 +139,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     args = GRPOConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size,
                       num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
                       learning_rate=cfg.learning_rate, beta=cfg.beta, max_steps=cfg.max_steps,
+                      num_train_epochs=cfg.num_epochs,  # what max_steps=-1 trains (TRL's default: 3 epochs)
                       logging_steps=cfg.logging_steps, bf16=devices.has_cuda(), save_strategy="no", report_to=[],
                       temperature=cfg.temperature, seed=cfg.seed, reward_weights=weights, use_vllm=vllm,
                       vllm_mode="colocate", use_transformers_paged=paged, use_cpu=not devices.has_cuda(),
@@ -142,7 +148,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                           train_dataset=Dataset.from_list(prompt_records(prompts)), processing_class=tok,
                           peft_config=peft_config(cfg), callbacks=[ReporterCallback(reporter)])
     trainer.graph_sampling = mode == "graph"
-    score = funcs[0] if funcs else None
+    score = getattr(funcs[0], "func", funcs[0]) if funcs else None  # the raw reward, not its GRPO shaping
 
     def score_texts(ps, outs):
         return score([[{"role": "user", "content": p}] for p in ps], [[{"role": "assistant", "content": o}]

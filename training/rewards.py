@@ -2,6 +2,8 @@
 
 ``JudgeReward``: Path B's principle-guided judge through the LLM runtime — batched, and cached in
 the call log, so identical (prompt, completion) pairs across steps cost one call.
+``LengthNeutral`` wraps any of them so that GRPO cannot buy reward with length, and so that rewards
+of different units (reward-model logits, P(是)) add up with weights that mean the same thing.
 """
 
 from __future__ import annotations
@@ -55,13 +57,78 @@ class RewardModelReward:
 
 
 class RepetitionPenalty:
-    """Minus the share of a completion's characters inside a repeated phrase (``repeated_share``):
-    GRPO found that repeating a phrase the reward likes (如星辰般闪耀，如星辰般闪耀) pleases both the
-    reward model and the judge, measured in bench/RESULTS.md; this term makes it cost."""
+    """Minus (1 for any repeated phrase + the share of characters inside repeated phrases,
+    ``repeated_share``): GRPO found that repeating a phrase the reward likes (如星辰般闪耀，如星辰般闪耀)
+    pleases both the reward model and the judge (bench/RESULTS.md). The share alone cost a typical
+    repeat (8 of 60 characters) 0.13 — too little against a reward model's spread — hence the fixed part (in
+    ``LengthNeutral``'s units, one typical within-prompt reward difference)."""
 
     __name__ = "repetition_penalty"
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
         from training.metrics import repeated_share
 
-        return [-repeated_share(message_text(c)) for c in completions]
+        shares = [repeated_share(message_text(c)) for c in completions]
+        return [-(1.0 + s) if s > 0 else 0.0 for s in shares]
+
+
+def _groups(prompts: list[Any]) -> dict[str, list[int]]:
+    """Completion indices per prompt (GRPO's groups: the same prompt's rollouts)."""
+    out: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        out.setdefault(message_text(p), []).append(i)
+    return out
+
+
+def within_group_slope(values: list[float], lengths: list[int], groups: dict[str, list[int]]) -> float:
+    """Pooled within-prompt least-squares slope of ``values`` on ``lengths``: the reward a completion
+    gains per extra character compared with its own group — exactly what GRPO's advantage sees."""
+    sxy = sxx = 0.0
+    for idx in groups.values():
+        ml = sum(lengths[i] for i in idx) / len(idx)
+        mv = sum(values[i] for i in idx) / len(idx)
+        sxy += sum((lengths[i] - ml) * (values[i] - mv) for i in idx)
+        sxx += sum((lengths[i] - ml) ** 2 for i in idx)
+    return sxy / sxx if sxx > 0 else 0.0
+
+
+def within_group_std(values: list[float], groups: dict[str, list[int]]) -> float:
+    n = sum(len(idx) for idx in groups.values())
+    ss = sum((values[i] - sum(values[j] for j in idx) / len(idx)) ** 2 for idx in groups.values() for i in idx)
+    return (ss / max(1, n - len(groups))) ** 0.5
+
+
+class LengthNeutral:
+    """A reward with its within-prompt length trend removed and put on a common scale.
+
+    - *length*: in every batch, ``reward − slope · (length − group mean length)`` where ``slope`` is
+      the pooled within-prompt regression of the reward on completion length. A reward model that
+      pays for length (DESIGN.md's length bias) then gives GRPO no gradient towards longer output;
+      measured in bench/RESULTS.md, GRPO on the raw reward model mostly bought length and repeats.
+    - *scale*: divided by the within-prompt standard deviation of the first batch's rewards (fixed
+      afterwards, so the logged reward curve still shows learning), so a weight of 1 means "one
+      typical within-group difference" for a reward model's logits and a judge's P(是) alike.
+    """
+
+    def __init__(self, func: Any, *, length: bool = True, scale: bool = True):
+        self.func = func
+        self.__name__ = getattr(func, "__name__", type(func).__name__)
+        self.length, self.scale = length, scale
+        self.unit: float | None = None
+        self.last_slope = 0.0
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+        raw = [float(x) for x in self.func(prompts, completions, **kwargs)]
+        groups = _groups(prompts)
+        lengths = [len(message_text(c)) for c in completions]
+        out = list(raw)
+        if self.length:
+            self.last_slope = within_group_slope(raw, lengths, groups)
+            means = {i: sum(lengths[j] for j in idx) / len(idx) for idx in groups.values() for i in idx}
+            out = [r - self.last_slope * (n - means[i]) for i, (r, n) in enumerate(zip(raw, lengths, strict=True))]
+        if self.scale:
+            if self.unit is None and any(len(idx) > 1 for idx in groups.values()):
+                sd = within_group_std(raw, groups)
+                self.unit = sd if sd > 1e-6 else 1.0
+            out = [r / (self.unit or 1.0) for r in out]
+        return out

@@ -1,0 +1,61 @@
+"""GRPO's reward shaping: a reward cannot be bought with length, rewards of different units share a
+scale, and repeating a phrase costs (training/rewards.py)."""
+
+from training.rewards import LengthNeutral, RepetitionPenalty, within_group_slope
+
+
+def _batch():
+    prompts = ["写给妈妈"] * 4 + ["写给老师"] * 4
+    completions = ["祝您健康", "祝您健康快乐长寿", "愿您平安喜乐", "愿您平安喜乐岁岁年年",
+                   "谢谢老师", "谢谢老师的教诲之恩", "师恩难忘", "师恩难忘永记心间"]
+    return prompts, completions
+
+
+def test_a_reward_that_pays_only_for_length_gives_no_within_prompt_differences():
+    prompts, completions = _batch()
+    shaped = LengthNeutral(lambda p, c, **_: [3.0 * len(x) for x in c], scale=False)
+    out = shaped(prompts, completions)
+    for g in (out[:4], out[4:]):
+        assert max(g) - min(g) < 1e-9
+    assert abs(shaped.last_slope - 3.0) < 1e-9
+
+
+def test_quality_survives_once_the_length_trend_is_removed():
+    prompts, completions = _batch()
+    quality = [0, 1, 2, 0, 2, 0, 1, 0]  # not a function of length within either prompt
+    shaped = LengthNeutral(lambda p, c, **_: [q + 0.5 * len(x) for q, x in zip(quality, c, strict=True)], scale=False)
+    out = shaped(prompts, completions)
+    best = [max(range(4), key=lambda i: out[i]), 4 + max(range(4), key=lambda i: out[4 + i])]
+    assert best == [2, 4]
+
+
+def test_rewards_in_different_units_are_put_on_one_scale_fixed_after_the_first_batch():
+    prompts, completions = _batch()
+    quality = [0.0, 1.0, 2.0, 0.5, 2.0, 0.0, 1.0, 0.5]
+    logits = LengthNeutral(lambda p, c, **_: [40.0 * q for q in quality], length=False)
+    probs = LengthNeutral(lambda p, c, **_: [0.01 * q for q in quality], length=False)
+    a, b = logits(prompts, completions), probs(prompts, completions)
+    assert all(abs(x - y) < 1e-9 for x, y in zip(a, b, strict=True))
+    unit = logits.unit
+    logits(prompts, completions)  # the unit stays: the logged reward curve keeps its meaning
+    assert logits.unit == unit
+
+
+def test_a_first_call_without_groups_leaves_the_unit_to_the_first_grouped_batch():
+    shaped = LengthNeutral(lambda p, c, **_: [float(len(x)) for x in c])
+    shaped(["a", "b"], ["祝您健康", "谢谢"])  # one completion per prompt: no within-prompt spread
+    assert shaped.unit is None
+    prompts, completions = _batch()
+    shaped(prompts, completions)
+    assert shaped.unit is not None and shaped.unit > 0
+
+
+def test_within_group_slope_ignores_differences_between_prompts():
+    # the long prompt's completions are all longer and better: that is not a within-prompt trend
+    values, lengths = [1.0, 1.0, 9.0, 9.0], [10, 20, 80, 90]
+    assert within_group_slope(values, lengths, {"a": [0, 1], "b": [2, 3]}) == 0.0
+
+
+def test_repeating_a_phrase_costs_at_least_one_unit():
+    pen = RepetitionPenalty()(["p", "p"], ["如星辰般闪耀，如星辰般闪耀", "愿你前程似锦，万事顺意"])
+    assert pen[0] <= -1.0 and pen[1] == 0.0

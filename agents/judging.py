@@ -42,6 +42,92 @@ def vary(pool: Sequence[Sequence[str]], rng: random.Random, empty_share: float =
     return rng.sample(rules, rng.randint(max(1, len(rules) // 2), len(rules)))
 
 
+# ---------------------------------------------------------------- rows the trained judge learns from
+
+# Checkable principles: whether a greeting keeps them is decided by its text alone, so a training row
+# can carry one whose verdict flips the label. Without such rows every label is the same whatever
+# principles are shown, and a judge rightly learns to ignore them (measured, bench/RESULTS.md).
+_MUST_HAVE = "祝福语中必须出现“{w}”。"
+_MUST_NOT = "祝福语中不得出现“{w}”。"
+_PUNCT = set("，。！？、；：,.!?;: \n“”‘’\"'（）()…—～~")
+
+
+@dataclass(frozen=True)
+class CheckableRule:
+    text: str
+    word: str
+    satisfied: bool
+
+
+def _spans(text: str, n: int) -> list[str]:
+    return [text[i : i + n] for i in range(len(text) - n + 1) if not any(c in _PUNCT or c.isascii() for c in text[i : i + n])]
+
+
+def checkable_rule(response: str, other: str, rng: random.Random) -> CheckableRule | None:
+    """A must-have / must-not word rule for ``response``: the word is taken from the response itself
+    or (absent from it) from ``other``, each half the time, so neither the word nor the rule's
+    polarity alone tells whether the rule is kept — the judge has to read both."""
+    n = rng.choice((2, 3))
+    present = rng.random() < 0.5
+    pool = _spans(response, n) if present else [w for w in _spans(other, n) if w not in response]
+    if not pool:
+        return None
+    word = rng.choice(pool)
+    must_have = rng.random() < 0.5
+    return CheckableRule((_MUST_HAVE if must_have else _MUST_NOT).format(w=word), word, present == must_have)
+
+
+def with_rule(principles: Sequence[str], rule: str, rng: random.Random) -> list[str]:
+    out = list(principles)
+    out.insert(rng.randint(0, len(out)), rule)
+    return out
+
+
+def pair_rows(pairs: Sequence[dict], pool: Sequence[Sequence[str]], rng: random.Random, *,
+              rule_share: float = 0.25, source: str = "pairs") -> list[dict]:
+    """Judge training rows from {id?, prompt, chosen, rejected}: chosen → 1, rejected → 0, kept together
+    (``pair``) for the pairwise term, each with a varied principle list; and, for ``rule_share`` of
+    the pairs, one more row: the chosen greeting under principles that include a checkable rule,
+    labelled by whether the greeting keeps it (standalone, so the pairwise term never sees it)."""
+    rows: list[dict] = []
+    texts = [p["chosen"] for p in pairs]
+    for i, p in enumerate(pairs):
+        if not str(p["chosen"]).strip() or not str(p["rejected"]).strip():
+            continue
+        key = str(p.get("id") or f"p{i}")
+        for text, label in ((p["chosen"], 1), (p["rejected"], 0)):
+            rows.append({"prompt": p["prompt"], "response": text, "label": label, "pair": key, "source": source,
+                         "principles": vary(pool, rng)})
+        if rule_share and rng.random() < rule_share:
+            row = rule_row(p["prompt"], p["chosen"], texts[rng.randrange(len(texts))], pool, rng)
+            rows += [row] if row else []
+    return rows
+
+
+def rule_row(prompt: str, good: str, other: str, pool: Sequence[Sequence[str]], rng: random.Random) -> dict | None:
+    """A good greeting under varied principles plus one checkable rule, labelled by whether it keeps it."""
+    rule = checkable_rule(good, other, rng)
+    if rule is None:
+        return None
+    return {"prompt": prompt, "response": good, "label": int(rule.satisfied), "source": "rule",
+            "principles": with_rule(vary(pool, rng, empty_share=0.0), rule.text, rng)}
+
+
+def rule_eval_rows(labelled: Sequence[dict], principles: Sequence[str], seed: int = 0) -> list[dict]:
+    """The principle-following test: every good greeting of ``labelled`` under ``principles`` plus one
+    checkable rule, labelled by whether it keeps the rule (about half do). A judge that ignores the
+    principles scores these at chance."""
+    rng = random.Random(seed)
+    good = [r for r in labelled if int(r["label"]) == 1]
+    rows = []
+    for r in good:
+        rule = checkable_rule(r["response"], good[rng.randrange(len(good))]["response"], rng)
+        if rule is not None:
+            rows.append({"prompt": r["prompt"], "response": r["response"], "label": int(rule.satisfied),
+                         "rule": rule.text, "principles": with_rule(principles, rule.text, rng)})
+    return rows
+
+
 def numbered(rules: Sequence[str]) -> str:
     return "\n".join(f"{i + 1}. {r}" for i, r in enumerate(rules))
 

@@ -17,7 +17,7 @@ from pydantic import Field
 from agents import judge as path_a_judge
 from agents import judging, labeler, principles, retrieval
 from agents.common import Item
-from agents.judging import FOREIGN_PRINCIPLES, vary
+from agents.judging import FOREIGN_PRINCIPLES, pair_rows, rule_row, vary
 from agents.principles import Example
 from assets.ingest import human_labels, seed_preference_pairs
 from assets.pools import LLM_RETRY, MODEL_POOL
@@ -64,29 +64,34 @@ def principle_pool(warehouse: WarehouseResource) -> list[list[str]]:
 
 
 def judge_training_rows(warehouse: WarehouseResource, *, seed: int = 0, max_pairs: int = 0,
-                        snapshot: int | None = None) -> list[dict]:
+                        snapshot: int | None = None, rule_share: float = 0.25) -> list[dict]:
     """Human judgements that are not evaluation data (labels of the training split; seed pairs as
-    chosen → 是 / rejected → 否, kept together for the pairwise term) and the adversarial negatives."""
+    chosen → 是 / rejected → 否, kept together for the pairwise term), rows whose principles carry a
+    checkable rule (``agents.judging.pair_rows``: the principle text decides their label) and the
+    adversarial negatives."""
     wh = warehouse.get()
     banned = evaluation_texts(warehouse, seed)
     rng = random.Random(seed)
     pool = principle_pool(warehouse)
     train, _, _ = labelled_splits(warehouse, None, seed)
-    rows = [{"prompt": e.prompt, "response": e.response, "label": e.label, "source": "human_labels"}
-            for e in train if e.response not in banned]
+    train = [e for e in train if e.response not in banned]
+    rows = [{"prompt": e.prompt, "response": e.response, "label": e.label, "source": "human_labels",
+             "principles": vary(pool, rng)} for e in train]
+    goods = [e.response for e in train if e.label == 1]
+    for e in train:
+        if e.label == 1 and rule_share and rng.random() < rule_share:
+            row = rule_row(e.prompt, e.response, goods[rng.randrange(len(goods))], pool, rng)
+            rows += [row] if row else []
     pairs = wh.sql("SELECT id, prompt, chosen, rejected FROM seed_preference_pairs_latest "
                    "WHERE NOT list_contains(?, source) ORDER BY id", [list(EVAL_SOURCES)], as_of=snapshot).to_dicts()
     pairs = [p for p in pairs if p["chosen"] not in banned and p["rejected"] not in banned]
     if max_pairs:
         pairs = pairs[:max_pairs]
-    for p in pairs:
-        rows.append({"prompt": p["prompt"], "response": p["chosen"], "label": 1, "pair": p["id"], "source": "pairs"})
-        rows.append({"prompt": p["prompt"], "response": p["rejected"], "label": 0, "pair": p["id"], "source": "pairs"})
+    rows += pair_rows(pairs, pool, rng, rule_share=rule_share)
     adv = wh.sql("SELECT prompt, greeting FROM adversarial_examples_latest WHERE fooled ORDER BY id",
                  as_of=snapshot).to_dicts()
-    rows += [{"prompt": a["prompt"], "response": a["greeting"], "label": 0, "source": "adversarial"} for a in adv]
-    for r in rows:
-        r["principles"] = vary(pool, rng)
+    rows += [{"prompt": a["prompt"], "response": a["greeting"], "label": 0, "source": "adversarial",
+              "principles": vary(pool, rng)} for a in adv]
     return rows
 
 
@@ -148,6 +153,8 @@ class JudgeModelConfig(dg.Config):
     max_length: int = 1024
     max_pairs: int = Field(default=0, description="seed pairs used (0 = all)")
     max_eval_labels: int = Field(default=0, description="evaluation items for the reported AUC (0 = all)")
+    rule_share: float = Field(default=0.25, description="share of good greetings that get one more training row "
+                              "whose principles include a checkable must-have / must-not word rule, labelled by it")
     principle_ablations: bool = Field(default=True, description="also evaluate with empty / shuffled / foreign "
                                       "principles (does the principle text matter?)")
     seed: int = 0
@@ -159,7 +166,8 @@ def train_judge(context, warehouse: WarehouseResource, training: TrainingResourc
     from assets.training import _train  # the training launcher (imports this module's neighbours)
 
     snap = warehouse.get().current_snapshot()
-    rows = judge_training_rows(warehouse, seed=config.seed, max_pairs=config.max_pairs, snapshot=snap)
+    rows = judge_training_rows(warehouse, seed=config.seed, max_pairs=config.max_pairs, snapshot=snap,
+                               rule_share=config.rule_share)
     if not rows:
         raise dg.Failure("no human judgements to train a judge on: materialize human_labels / seed_preference_pairs")
     cfg = JudgeRunConfig(base_model=base_path, output_dir="-", train_file="-", eval_principles=s_d,

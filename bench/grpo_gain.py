@@ -10,6 +10,9 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   judge      the trained 是/否 judge on half A (pairwise term, two epochs)
   grpo_rm    GRPO from SFT, reward = the training reward model
   grpo_judge GRPO from SFT, reward = the judge's P(是) under the initial S_D
+  grpo_weighted  GRPO from SFT, reward = reward model + judge (each length-neutral, on one scale)
+  Rewards are shaped as training/grpo.py does by default (LengthNeutral: no within-prompt length
+  trend, one scale; repetition penalty); ``--raw-rewards`` turns the shaping off (suffix ``_raw``).
   eval       base, SFT and each GRPO policy write one greeting per held-out test prompt (greedy); the
              evaluator, the training RM and the judge score them; each policy against SFT prompt by
              prompt: gain ± SE, the part the length change explains, win rate (95% interval), on
@@ -69,11 +72,14 @@ def main() -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--work", required=True, help="artifacts directory (kept between calls)")
-    p.add_argument("--stages", nargs="+", default=["sft", "rm", "evaluator", "judge", "grpo_rm", "grpo_judge", "eval"])
+    p.add_argument("--stages", nargs="+",
+                   default=["sft", "rm", "evaluator", "judge", "grpo_rm", "grpo_judge", "grpo_weighted", "eval"])
     p.add_argument("--grpo-steps", type=int, default=60)
     p.add_argument("--grpo-lr", type=float, default=5e-6)
     p.add_argument("--beta", type=float, default=0.01)
     p.add_argument("--repetition-weight", type=float, default=1.0)
+    p.add_argument("--raw-rewards", action="store_true",
+                   help="GRPO on unshaped rewards (no length neutralisation, no common scale); stages get _raw")
     p.add_argument("--eval-prompts", type=int, default=256)
     p.add_argument("--out")
     a = p.parse_args()
@@ -97,15 +103,16 @@ def main() -> int:
                                    eval_labels_file=str(f["labels"]), eval_pairs_file=str(f["dev"]),
                                    eval_principles=list(INITIAL_S_D), principle_ablations=False, num_epochs=2,
                                    pairwise_weight=1.0, logging_steps=50), r)
-    for stage, reward in (("grpo_rm", "reward_model"), ("grpo_judge", "judge")):
-        if stage in a.stages and not done(work / stage):
+    suffix = "_raw" if a.raw_rewards else ""
+    for stage, reward in (("grpo_rm", "reward_model"), ("grpo_judge", "judge"), ("grpo_weighted", "weighted")):
+        if stage in a.stages and not done(work / (stage + suffix)):
             m = grpo.train(GRPORunConfig(
-                base_model=str(work / "sft"), output_dir=str(work / stage), prompts_file=str(f["grpo"]),
+                base_model=str(work / "sft"), output_dir=str(work / (stage + suffix)), prompts_file=str(f["grpo"]),
                 reward=reward, reward_model=str(work / "rm"), judge_model=str(work / "judge"),
                 judge_principles=list(INITIAL_S_D), max_steps=a.grpo_steps, batch_size=64, num_generations=4,
                 max_completion_length=128, learning_rate=a.grpo_lr, beta=a.beta, logging_steps=5,
-                repetition_weight=a.repetition_weight,
-                use_vllm=False), r)
+                repetition_weight=a.repetition_weight, length_neutral=not a.raw_rewards,
+                normalize_rewards=not a.raw_rewards, use_vllm=False), r)
             print(json.dumps({stage: {k: v for k, v in m.items() if k not in ("before", "after")}}, default=str))
     if "eval" in a.stages:
         evaluate(a, work, f)
@@ -123,7 +130,8 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
 
     test = [x["prompt"] for x in read_jsonl(f["test"], ("prompt",))][: a.eval_prompts]
     policies = [("base", a.model), ("sft", str(work / "sft"))]
-    policies += [(s, str(work / s)) for s in ("grpo_rm", "grpo_judge") if artifacts.is_complete(work / s)]
+    policies += [(s, str(work / s)) for s in ("grpo_rm", "grpo_judge", "grpo_weighted", "grpo_rm_raw",
+                                              "grpo_judge_raw", "grpo_weighted_raw") if artifacts.is_complete(work / s)]
     outs = {name: generate(path, test, max_new_tokens=128, batch_size=64) for name, path in policies}
     scorers = {"evaluator": RewardScorer(str(work / "evaluator")), "train_rm": RewardScorer(str(work / "rm"))}
     judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))

@@ -6,7 +6,9 @@ Trains zhufu's principle-conditioned 是/否 judge (training/judge.py) on the pa
 (chosen → 是, rejected → 否; never the dev sets), each row with a varied principle list, then reports
 on `evaluation_dev.jsonl` (AUC, 30–49-char band AUC) and `reward_pairs_dev.json` (pair accuracy,
 length-matched) with the evaluation principles (the initial S_D), and the ablations: no principles,
-shuffled principles, another task's principles. The zero-shot model and the length baseline beside it.
+shuffled principles, another task's principles; and principle following (the good greetings under a
+checkable must-have / must-not word rule: does the score follow the rule?). A quarter of the training
+pairs add one such rule row (``--rule-share``). The zero-shot model and the length baseline beside it.
 Run it in the same call as ../shared/anchors/judge_baseline.py and compare.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from agents import judge as path_a_judge
-from agents.judging import FOREIGN_PRINCIPLES, vary
+from agents.judging import FOREIGN_PRINCIPLES, pair_rows
 from agents.principles import INITIAL_S_D
 from bench.paper_data import labels as read_labels
 from bench.paper_data import pairs as read_pairs
@@ -38,19 +40,10 @@ VARIANTS = {  # name -> (epochs, pairwise weight, learning rate)
 }
 
 
-def judge_rows(pairs: list[dict], seed: int = 0) -> list[dict]:
-    """Judge training rows from {prompt, chosen, rejected} pairs: chosen → 1, rejected → 0, kept together
-    for the pairwise term, each row with its own principle list."""
-    rng = random.Random(seed)
-    pool = [list(INITIAL_S_D), list(path_a_judge.PRINCIPLES)]
-    rows = []
-    for i, p in enumerate(pairs):
-        if not p["chosen"].strip() or not p["rejected"].strip():
-            continue
-        for text, label in ((p["chosen"], 1), (p["rejected"], 0)):
-            rows.append({"prompt": p["prompt"], "response": text, "label": label, "pair": f"p{i}",
-                         "principles": vary(pool, rng)})
-    return rows
+def judge_rows(pairs: list[dict], seed: int = 0, rule_share: float = 0.25) -> list[dict]:
+    """The asset's row builder (``agents.judging.pair_rows``) on the paper's training pairs."""
+    return pair_rows(pairs, [list(INITIAL_S_D), list(path_a_judge.PRINCIPLES)], random.Random(seed),
+                     rule_share=rule_share)
 
 
 def main() -> int:
@@ -60,12 +53,14 @@ def main() -> int:
     p.add_argument("--data", required=True)
     p.add_argument("--variants", nargs="*", default=["pointwise", "pairwise"], choices=list(VARIANTS))
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--rule-share", type=float, default=0.25,
+                   help="share of pairs whose chosen greeting also trains under a checkable rule (0 = none)")
     p.add_argument("--zero-shot", action="store_true", help="also evaluate the untrained model")
     p.add_argument("--out", help="write the results as JSON here")
     a = p.parse_args()
     data = Path(a.data)
     work = Path(tempfile.mkdtemp(prefix="judge-gain-"))
-    write_jsonl(work / "train.jsonl", judge_rows(read_pairs(data / "reward_pairs_train.json")))
+    write_jsonl(work / "train.jsonl", judge_rows(read_pairs(data / "reward_pairs_train.json"), rule_share=a.rule_share))
     write_jsonl(work / "labels.jsonl", read_labels(data / "evaluation_dev.jsonl"))
     write_jsonl(work / "pairs.jsonl", read_pairs(data / "reward_pairs_dev.json"))
     results = {}
@@ -93,6 +88,13 @@ def main() -> int:
                           r.get("length_pair_acc_len_matched"), None])
     print(tabulate(table, headers=["judge", "principles", "AUC", "band AUC", "pair acc", "len-matched acc",
                                    "length AUC", "length band AUC", "length len-matched", "train s"]))
+    rules = [[name, r.get("n"), r.get("kept_share"), r.get("auc_with_rule"), r.get("auc_without_rule"),
+              r.get("accuracy_with_rule")] for name, m in results.items() for r in [m.get("rules") or {}]]
+    rules += [["zero-shot", r.get("n"), r.get("kept_share"), r.get("auc_with_rule"), r.get("auc_without_rule"),
+               r.get("accuracy_with_rule")] for m in results.values() if m.get("before")
+              for r in [m["before"].get("rules") or {}]]
+    print("\nPrinciple following: good greetings of evaluation_dev under a checkable rule they keep or break")
+    print(tabulate(rules, headers=["judge", "n", "kept share", "AUC with rule", "AUC without rule", "acc with rule"]))
     if a.out:
         Path(a.out).write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     return 0

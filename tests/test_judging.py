@@ -2,6 +2,7 @@
 cached like any call, and thresholds calibrated on human labels that yield both labels."""
 
 import math
+import random
 
 import pytest
 
@@ -88,3 +89,38 @@ def test_repetition_and_pairwise_comparison_metrics():
     cmp = paired_comparison([2.0, 3.0, 1.0, 2.0], [1.0, 1.0, 1.0, 0.0], [10, 10, 10, 30], [10, 10, 10, 10])
     assert cmp["win_rate"] == pytest.approx(3.5 / 4) and cmp["len_matched_n"] == 3
     assert cmp["gain"] == pytest.approx(1.25) and cmp["gain_se"] is not None
+
+
+def test_a_checkable_rule_is_kept_or_broken_by_the_greetings_text():
+    rng = random.Random(0)
+    good, other = "祝妈妈生日快乐，身体健康，万事如意！", "愿老师桃李满天下，春风化雨润心田。"
+    rules = [r for r in (judging.checkable_rule(good, other, rng) for _ in range(200)) if r]
+    for r in rules:
+        must_have = "必须出现" in r.text
+        assert r.word in r.text and r.satisfied == ((r.word in good) == must_have)
+    # both verdicts under both polarities: neither the word nor the polarity alone gives the label away
+    kinds = {("必须出现" in r.text, r.satisfied) for r in rules}
+    assert kinds == {(True, True), (True, False), (False, True), (False, False)}
+
+
+def test_pair_rows_keep_pairs_together_and_add_standalone_rule_rows_labelled_by_the_rule():
+    pairs = [{"id": f"p{i}", "prompt": f"需求{i}", "chosen": f"祝你前程似锦第{i}年，万事顺意！",
+              "rejected": "生日快乐"} for i in range(40)]
+    rows = judging.pair_rows(pairs, [["原则一", "原则二", "原则三"]], random.Random(1), rule_share=0.5)
+    paired = [r for r in rows if r.get("pair")]
+    assert len(paired) == 80 and {r["label"] for r in paired} == {0, 1}
+    rules = [r for r in rows if r["source"] == "rule"]
+    assert rules and all("pair" not in r for r in rules)  # the pairwise term never sees a rule row
+    for r in rules:
+        rule = next(p for p in r["principles"] if p.startswith("祝福语中"))
+        word = rule.split("“")[1].split("”")[0]
+        assert r["label"] == int((word in r["response"]) == ("必须出现" in rule))
+    assert {r["label"] for r in rules} == {0, 1}
+
+
+def test_rule_eval_rows_use_only_good_greetings_under_the_given_principles():
+    labelled = [{"prompt": "p", "response": f"愿你平安喜乐第{i}天，岁岁无忧！", "label": i % 2} for i in range(20)]
+    rows = judging.rule_eval_rows(labelled, ["原则甲"], seed=3)
+    assert rows and all(r["response"] in {x["response"] for x in labelled if x["label"] == 1} for r in rows)
+    assert all("原则甲" in r["principles"] and r["rule"] in r["principles"] for r in rows)
+    assert rows == judging.rule_eval_rows(labelled, ["原则甲"], seed=3)  # reproducible

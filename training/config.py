@@ -86,6 +86,8 @@ class JudgeRunConfig(RunConfig):
     foreign_principles: list[str] = Field(default_factory=list,
                                           description="ablation: principles of another task in the prompt")
     principle_ablations: bool = True
+    rule_eval: bool = Field(default=True, description="principle following: the evaluation's good greetings under a "
+                            "checkable rule they keep or break, scored with and without the rule")
     eval_before: bool = Field(default=False, description="also evaluate the untrained model (zero-shot)")
     learning_rate: float = 5e-5
     batch_size: int = 64

@@ -12,8 +12,8 @@ reads principles instead of memorising one prompt. On CUDA: fp32 weights under b
 (plain bf16 weights round small updates away, bench/RESULTS.md); fp32 on CPU.
 
 Reports AUC on labelled items (all and the 30–49-character band) and pair accuracy (all and
-length-matched) beside the length baseline, and the same with empty / shuffled principles (does
-the principle text matter?).
+length-matched) beside the length baseline, the same with empty / shuffled / foreign principles,
+and principle following: good greetings under a checkable rule they keep or break (``rules``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from collections.abc import Sequence
 
 import torch
 
-from agents.judging import LABELS, judge_messages
+from agents.judging import LABELS, judge_messages, rule_eval_rows
 from training import artifacts, devices, kernels
 from training.config import JudgeRunConfig
 from training.data import read_jsonl
+from training.metrics import auc
 from training.reporting import Reporter, run_cli
 from training.rm_eval import evaluate_labels, evaluate_pairs
 
@@ -57,9 +58,12 @@ class MarginModel:
         return cls(model, tok, max_length=max_length)
 
     def texts(self, principles: Sequence[str], prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
-        return [self.tok.apply_chat_template(judge_messages(principles, p, r), tokenize=False,
-                                             add_generation_prompt=True)
-                for p, r in zip(prompts, responses, strict=True)]
+        return self.texts_each([principles] * len(prompts), prompts, responses)
+
+    def texts_each(self, principle_lists: Sequence[Sequence[str]], prompts: Sequence[str],
+                   responses: Sequence[str]) -> list[str]:
+        return [self.tok.apply_chat_template(judge_messages(rules, p, r), tokenize=False, add_generation_prompt=True)
+                for rules, p, r in zip(principle_lists, prompts, responses, strict=True)]
 
     def margins(self, texts: Sequence[str]) -> torch.Tensor:
         enc = self.tok(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=self.max_length,
@@ -70,12 +74,17 @@ class MarginModel:
             logits = self.model.get_output_embeddings()(h[torch.arange(h.shape[0], device=h.device), last]).float()
         return logits[:, self.yes] - logits[:, self.no]
 
-    @torch.no_grad()
     def score(self, principles: Sequence[str], prompts: Sequence[str], responses: Sequence[str],
               batch_size: int = 128) -> list[float]:
+        return self.score_each([principles] * len(prompts), prompts, responses, batch_size)
+
+    @torch.no_grad()
+    def score_each(self, principle_lists: Sequence[Sequence[str]], prompts: Sequence[str],
+                   responses: Sequence[str], batch_size: int = 128) -> list[float]:
+        """Margins, each row under its own principle list."""
         was = self.model.training
         self.model.eval()
-        texts = self.texts(principles, prompts, responses)
+        texts = self.texts_each(principle_lists, prompts, responses)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = [0.0] * len(texts)
         for s in range(0, len(order), batch_size):
@@ -123,7 +132,30 @@ def evaluate(judge: MarginModel, cfg: JudgeRunConfig) -> dict:
         if labels:  # the threshold on P(是) that best separates the labels (for a quick label)
             t = res.get("threshold")
             res["threshold_p"] = None if t is None else round(1 / (1 + math.exp(-t)), 4)
+    if labels and cfg.rule_eval:
+        out["rules"] = principle_following(judge, labels, list(cfg.eval_principles), cfg.seed)
     return out
+
+
+def principle_following(judge: MarginModel, labels: list[dict], principles: list[str], seed: int = 0) -> dict:
+    """Does the judge follow its principles? The evaluation set's good greetings, each under the
+    evaluation principles plus a checkable must-have / must-not word rule (``rule_eval_rows``): AUC of
+    the score against "keeps the rule", with the rule in the prompt and without it (chance if the judge
+    reads no principles), and accuracy at the margin's sign."""
+    rows = rule_eval_rows(labels, principles, seed)
+    if not rows:
+        return {}
+    y = [r["label"] for r in rows]
+    prompts, responses = [r["prompt"] for r in rows], [r["response"] for r in rows]
+    with_rule = judge.score_each([r["principles"] for r in rows], prompts, responses)
+    without = judge.score(principles, prompts, responses)
+    acc = sum(int((m > 0) == bool(t)) for m, t in zip(with_rule, y, strict=True)) / len(y)
+    return {"n": len(rows), "kept_share": round(sum(y) / len(y), 4), "auc_with_rule": _round(auc(with_rule, y)),
+            "auc_without_rule": _round(auc(without, y)), "accuracy_with_rule": round(acc, 4)}
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
 def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:

@@ -56,7 +56,8 @@ def prepare(data: Path, work: Path) -> dict[str, Path]:
     a = [p for p in train if half(p) == 0]
     write_jsonl(f["pairs_a"], a)
     write_jsonl(f["pairs_b"], [p for p in train if half(p) == 1])
-    write_jsonl(f["judge"], judge_rows(a))
+    # no checkable-rule rows: they did not teach rule following and cost AUC (bench/RESULTS.md)
+    write_jsonl(f["judge"], judge_rows(a, rule_share=0.0))
     write_jsonl(f["grpo"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/train.parquet").to_pylist()])
     write_jsonl(f["test"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/test.parquet").to_pylist()])
     write_jsonl(f["dev"], read_pairs(data / "reward_pairs_dev.json"))

@@ -2,7 +2,7 @@
 
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import dagster as dg
 
@@ -10,6 +10,7 @@ from assets.partitions import prompt_batches
 from resources.datasets import DatasetsResource
 from resources.readers import IngestError, Parsed
 from resources.warehouse import WarehouseResource, markdown_preview
+from warehouse.schema import Event, PromptMembershipRow
 
 GROUP = "ingest"
 
@@ -23,7 +24,7 @@ def _read(read: Callable[[], Parsed]) -> Parsed:
 
 
 def _record(context: dg.AssetExecutionContext, warehouse: WarehouseResource, parsed: Parsed,
-            main_table: str) -> dg.MaterializeResult:
+            main_table: str, extra: Sequence[Event] = (), metadata: dict | None = None) -> dg.MaterializeResult:
     reasons = Counter(q.reason.split(" of ")[0].split(" (")[0] for q in parsed.quarantined)
     if parsed.quarantined:
         context.log.warning(f"{len(parsed.quarantined)} items quarantined: {dict(reasons)}")
@@ -31,23 +32,30 @@ def _record(context: dg.AssetExecutionContext, warehouse: WarehouseResource, par
         "quarantined": dg.MetadataValue.int(len(parsed.quarantined)),
         "quarantine_reasons": dg.MetadataValue.json(dict(reasons)),
         "quarantine_preview": dg.MetadataValue.md(markdown_preview(parsed.quarantined)),
+        **(metadata or {}),
     }
-    return warehouse.record(context, [*parsed.rows, *parsed.quarantined], main_table=main_table, metadata=metadata)
+    return warehouse.record(context, [*parsed.rows, *extra, *parsed.quarantined], main_table=main_table,
+                            metadata=metadata)
 
 
 @dg.asset(
     group_name=GROUP,
     partitions_def=prompt_batches,
-    code_version="1",
+    code_version="2",
     kinds={"duckdb", "parquet"},
     description="User greeting requests, one partition per batch (built-in sample, paper files, inbox files). "
-    "Bad lines go to `quarantine` with file, line and reason.",
+    "Bad lines go to `quarantine` with file, line and reason. A prompt is stored once (`prompts`, keyed by its "
+    "text; `batch` = the batch that first brought it); every batch that contains it gets a `prompt_memberships` "
+    "row, so a batch's prompts — the `batch_prompts` view, which the partitioned Path A assets read — include "
+    "those first seen in another batch.",
 )
 def prompts(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
 ) -> dg.MaterializeResult:
     parsed = _read(lambda: datasets.prompt_batch(context.partition_key))
-    return _record(context, warehouse, parsed, "prompts")
+    members = [PromptMembershipRow(prompt_id=p.event_id(), batch=context.partition_key, source_ref=p.source_ref)
+               for p in parsed.rows]
+    return _record(context, warehouse, parsed, "prompts", members, {"batch_prompts": len(members)})
 
 
 @dg.asset(group_name=GROUP, code_version="1", kinds={"duckdb", "parquet"},

@@ -54,13 +54,17 @@ class CandidatesConfig(dg.Config):
 
 
 @dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name=GROUP, partitions_def=prompt_batches, deps=[prompts, dg.AssetKey("sft_model")], kinds={"duckdb"},
-          code_version=f"1-{policy.PROMPT_VERSION}",
+          code_version=f"2-{policy.PROMPT_VERSION}",
           description="k greetings per prompt from the policy model (temperature and seed recorded): the newest SFT "
-          "model when there is one, as DESIGN.md asks of the embedded default.")
+          "model when there is one, as DESIGN.md asks of the embedded default. The batch's prompts come from "
+          "`batch_prompts`, so a prompt first recorded under another batch gets candidates here too; a candidate "
+          "identical to a stored one (same prompt, policy, seed and sample) is not stored twice.")
 def candidates(context: dg.AssetExecutionContext, config: CandidatesConfig, warehouse: WarehouseResource,
                llm: LLMResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    ps = wh.sql("SELECT id, text FROM prompts WHERE batch = ? ORDER BY id", [context.partition_key])
+    # every prompt the batch contains, also those first recorded under another batch (batch_prompts)
+    ps = wh.sql("SELECT prompt_id AS id, text FROM batch_prompts WHERE batch = ? ORDER BY prompt_id",
+                [context.partition_key])
     if config.max_prompts:
         ps = ps.head(config.max_prompts)
     model = config.policy_model

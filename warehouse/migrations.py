@@ -24,6 +24,7 @@ from warehouse.schema import (
     PolicyEvaluationRow,
     PreferencePairRow,
     PromotionRow,
+    PromptMembershipRow,
     VectorIndexRow,
     VerdictRow,
     create_table_sql,
@@ -69,6 +70,21 @@ def _add_columns(model: type[Event], names: tuple[str, ...]) -> Callable[[duckdb
     return apply
 
 
+# Every batch's prompts: the batch a prompt was first recorded under (``prompts.batch``, also all a
+# warehouse written before ``prompt_memberships`` has) and every batch that repeated it.
+BATCH_PROMPTS_VIEW_SQL = """
+CREATE OR REPLACE VIEW batch_prompts AS
+SELECT m.batch, p.id AS prompt_id, p.text
+FROM (SELECT batch, id AS prompt_id FROM prompts UNION SELECT batch, prompt_id FROM prompt_memberships) m
+JOIN prompts p ON p.id = m.prompt_id
+"""
+
+
+def _v12_prompt_memberships(con: duckdb.DuckDBPyConnection) -> None:
+    _new_table(PromptMembershipRow)(con)
+    con.execute(BATCH_PROMPTS_VIEW_SQL)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event tables", _v1_event_tables),
     Migration(2, "*_latest views (newest row per entity key)", _v2_latest_views),
@@ -89,6 +105,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _add_columns(JudgePrincipleRow, ("heldout_auc", "threshold", "judge_model"))),
     Migration(10, "promotions: the gate between a trained model and its use downstream", _new_table(PromotionRow)),
     Migration(11, "preference_pairs: the policy that wrote the pair", _add_columns(PreferencePairRow, ("policy_model",))),
+    Migration(12, "prompt_memberships and the batch_prompts view: every batch's prompts, repeated ones included",
+              _v12_prompt_memberships),
 )
 
 LEDGER_SQL = (

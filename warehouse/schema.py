@@ -65,6 +65,19 @@ class PromptRow(Event):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+class PromptMembershipRow(Event):
+    """A prompt belongs to a batch. ``prompts`` keeps one row per text — its ``batch`` is the batch
+    that first brought it — so a batch that repeats a known prompt is recorded here, one row per
+    (prompt, batch). The ``batch_prompts`` view is every batch's prompts."""
+
+    TABLE: ClassVar[str] = "prompt_memberships"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "batch")
+    ID_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_id", "batch")
+    prompt_id: str = Field(description="prompts.id")
+    batch: str = Field(description="the prompt batch (Dagster partition) that contains it")
+    source_ref: str = Field(description="file:line (or row) of the prompt in that batch")
+
+
 class SeedSftRow(Event):
     TABLE: ClassVar[str] = "seed_sft_examples"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "response")
@@ -402,6 +415,7 @@ class PromotionRow(Event):
 
 EVENT_MODELS: tuple[type[Event], ...] = (
     PromptRow,
+    PromptMembershipRow,
     SeedSftRow,
     SeedPairRow,
     HumanLabelRow,

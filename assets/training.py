@@ -38,7 +38,7 @@ from training.config import (
 from training.data import write_jsonl
 from training.metrics import markdown_table
 from warehouse.ids import content_id
-from warehouse.promotion import promotion_for
+from warehouse.promotion import eval_set_identity, promotion_for
 from warehouse.registry import get_model, latest_model
 from warehouse.schema import ModelRow
 
@@ -93,7 +93,9 @@ def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, trai
         if not artifacts.is_complete(out):
             raise dg.Failure(f"{module} exited without a complete artifact at {out}")
     manifest = artifacts.read_manifest(out)
-    metrics = manifest["metrics"]
+    # which items every evaluation figure is on: the promotion gate compares figures of one set only
+    metrics = {**manifest["metrics"], "eval_sets": {name: eval_set_identity(rows) for name, rows in data_files.items()
+                                                    if name.startswith("eval")}}
     if registered := get_model(warehouse.get(), model_id):  # the same event again: nothing new to store
         row = ModelRow(**{k: registered[k] for k in ("model_id", "kind", "base", "hyperparams", "input_snapshots",
                                                      "metrics", "artifact_path")})

@@ -3,7 +3,8 @@
 ``preference_data_sensor`` reads the warehouse change feed of ``preference_pairs`` since the newest
 reward model's training snapshot and asks for a new reward model when enough new pairs have arrived
 or the verdicts' label balance has moved. ``reward_signal_sensor`` asks for a new GRPO policy when a
-new (promoted) reward model or new judge principles land.
+new (promoted) reward model, new judge principles or a new promoted judge model land — each changes
+the reward GRPO trains on.
 
 Both run with the run-config profile ``RetrainingPolicy.profile`` (``production`` by default; see
 ``sensors/run_profiles.py``), never the asset configs' demo-sized defaults. The cursor keeps the
@@ -182,16 +183,19 @@ def preference_data_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
 # ---------------------------------------------------------------- GRPO policy
 
 
-def _trained_on(grpo: dict[str, Any] | None, pid: str | None) -> dict[str, Any]:
-    """The reward signals a policy was trained on (a policy without the judge ignores principles)."""
+def _trained_on(grpo: dict[str, Any] | None, current: dict[str, Any]) -> dict[str, Any]:
+    """The reward signals a policy was trained on (a policy without the judge ignores principles and
+    the judge model: for those it counts as trained on the current ones)."""
     if grpo is None:
         return {}
     hp = grpo["hyperparams"]
-    return {"reward_model_id": hp.get("reward_model_id"), "principles_id": hp.get("principles_id", pid)}
+    return {"reward_model_id": hp.get("reward_model_id"), "principles_id": hp.get("principles_id",
+                                                                                  current["principles_id"]),
+            "judge_model_id": hp.get("judge_model_id", current["judge_model_id"])}
 
 
 @dg.sensor(job=grpo_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="GRPO retraining when a new reward model or new judge principles land.")
+           description="GRPO retraining when a new reward model, new judge principles or a new judge model land.")
 def reward_signal_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
                          retraining: RetrainingPolicy) -> dg.SensorResult | dg.SkipReason:
     wh = warehouse.get()
@@ -200,9 +204,11 @@ def reward_signal_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
         pid, _ = chosen_principles(warehouse, None)
     except dg.Failure:
         pid = None
-    current = {"reward_model_id": rm["model_id"] if rm else None, "principles_id": pid}
+    judge = latest_model(wh, "judge")  # the promoted one: what grpo_policy's judge reward runs on
+    current = {"reward_model_id": rm["model_id"] if rm else None, "principles_id": pid,
+               "judge_model_id": judge["model_id"] if judge else None}
     if not any(current.values()):
-        return dg.SkipReason("no reward model and no judge principles yet")
+        return dg.SkipReason("no reward model, no judge principles and no judge model yet")
     newest = latest_model(wh, "grpo", promoted_only=False)  # a rejected policy was trained too
     used = newest["hyperparams"] if newest else {}
     state = _state(context.cursor)
@@ -216,13 +222,15 @@ def reward_signal_sensor(context: dg.SensorEvaluationContext, warehouse: Warehou
         return dg.SkipReason(value)
     if action == "gave_up":
         return dg.SensorResult(skip_reason=value, cursor=context.cursor)
-    label = f"{current['reward_model_id']}:{pid}"
+    # the run key names every signal: a new judge alone is a new target, never deduplicated away
+    label = f"{current['reward_model_id']}:{pid}" + (f":{current['judge_model_id']}" if current["judge_model_id"] else "")
     if action == "retry":
         reason = f"attempt {value}: {pending['run_key']} did not succeed"
         context.log.warning(f"requesting GRPO retraining again: {reason}")
         return _request(retraining, job="grpo", assets=GRPO_ASSETS, target=current, label=label, attempt=value,
                         reason=reason, done=state.get("done"))
-    seen = value if value is not None else _trained_on(newest, pid)  # first tick: the newest policy's signals
+    # first tick: the newest policy's signals; a cursor written before a signal existed: that signal too
+    seen = {**_trained_on(newest, current), **(value or {})}
     landed = [k for k, v in current.items() if v and v != seen.get(k) and v != used.get(k)]
     if not landed:
         return dg.SensorResult(skip_reason="the newest policy already uses the newest reward signals",

@@ -44,7 +44,7 @@ def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
         from resources.llm.runtime import LLMRuntime
 
         backend = LocalBackend(cfg.judge_model or cfg.base_model, batch_size=64, progress=False)
-        funcs.append(shaped(JudgeReward(LLMRuntime(backend), cfg.judge_principles)))
+        funcs.append(shaped(JudgeReward(LLMRuntime(backend), cfg.judge_principles, margin=cfg.judge_margin)))
         weights.append(cfg.reward_weights.get("judge", 1.0))
     if cfg.repetition_weight:
         from training.rewards import RepetitionPenalty

@@ -8,6 +8,7 @@ of different units (reward-model logits, P(是)) add up with weights that mean t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from agents import principles
@@ -31,15 +32,23 @@ class JudgeReward:
 
     __name__ = "judge_reward"  # TRL logs rewards under the function's name
 
-    def __init__(self, runtime: Runtime, s_d: list[str], *, failed_reward: float = 0.0):
+    def __init__(self, runtime: Runtime, s_d: list[str], *, failed_reward: float = 0.0, margin: bool = False):
         self.runtime = runtime
         self.s_d = list(s_d)
         self.failed_reward = failed_reward
+        self.margin = margin
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
         items = [(message_text(p), message_text(c)) for p, c in zip(prompts, completions, strict=True)]
         ps = principles.probabilities(principles.detect(self.runtime, items, self.s_d, tag="reward"))
+        if self.margin:  # log P(是)/P(否): still ranks greetings that all score P(是) ≈ 1
+            return [self.failed_reward if p is None else _logit(p) for p in ps]
         return [self.failed_reward if p is None else p for p in ps]
+
+
+def _logit(p: float, eps: float = 1e-6) -> float:
+    p = min(1 - eps, max(eps, p))
+    return math.log(p / (1 - p))
 
 
 class RewardModelReward:

@@ -64,7 +64,7 @@ def principle_pool(warehouse: WarehouseResource) -> list[list[str]]:
 
 
 def judge_training_rows(warehouse: WarehouseResource, *, seed: int = 0, max_pairs: int = 0,
-                        snapshot: int | None = None, rule_share: float = 0.25) -> list[dict]:
+                        snapshot: int | None = None, rule_share: float = 0.0) -> list[dict]:
     """Human judgements that are not evaluation data (labels of the training split; seed pairs as
     chosen → 是 / rejected → 否, kept together for the pairwise term), rows whose principles carry a
     checkable rule (``agents.judging.pair_rows``: the principle text decides their label) and the
@@ -153,8 +153,10 @@ class JudgeModelConfig(dg.Config):
     max_length: int = 1024
     max_pairs: int = Field(default=0, description="seed pairs used (0 = all)")
     max_eval_labels: int = Field(default=0, description="evaluation items for the reported AUC (0 = all)")
-    rule_share: float = Field(default=0.25, description="share of good greetings that get one more training row "
-                              "whose principles include a checkable must-have / must-not word rule, labelled by it")
+    rule_share: float = Field(default=0.0, description="share of good greetings that get one more training row "
+                              "whose principles include a checkable must-have / must-not word rule, labelled by it. "
+                              "0 by default: at 135M / 2 epochs these rows taught no rule following and cost AUC "
+                              "(bench/RESULTS.md); the metrics' `rules` entry measures it for any base model")
     principle_ablations: bool = Field(default=True, description="also evaluate with empty / shuffled / foreign "
                                       "principles (does the principle text matter?)")
     seed: int = 0

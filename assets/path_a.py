@@ -142,11 +142,15 @@ def current_index_version(warehouse: WarehouseResource) -> int | None:
 
 
 @dg.asset(group_name=GROUP, partitions_def=prompt_batches, deps=[prompts, exemplar_index], kinds={"duckdb"},
-          code_version="1", description="Per prompt: the exemplars the Retrieval agent found (ids, texts, scores).")
+          code_version="2", description="Per prompt: the exemplars the Retrieval agent found (ids, texts, scores). "
+          "The batch's prompts come from `batch_prompts`, as in candidates, so a prompt first recorded under "
+          "another batch gets retrievals at the current index version here too.")
 def retrievals(context: dg.AssetExecutionContext, config: RetrievalConfig, warehouse: WarehouseResource,
                embedder: EmbedderResource, vectors: VectorStoreResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    ps = wh.sql("SELECT id, text FROM prompts WHERE batch = ? ORDER BY id", [context.partition_key])
+    # every prompt the batch contains, also those first recorded under another batch (batch_prompts)
+    ps = wh.sql("SELECT prompt_id AS id, text FROM batch_prompts WHERE batch = ? ORDER BY prompt_id",
+                [context.partition_key])
     version = current_index_version(warehouse)
     if version is None:
         raise dg.Failure("no exemplar index: materialize exemplar_index first")

@@ -57,10 +57,16 @@ EVAL_BATCHES = ("igniting-grpo-test",)
 def policy_prompts(warehouse: WarehouseResource, heldout_fraction: float, evaluation: bool,
                    snapshot: int | None = None) -> list[dict]:
     """GRPO's training prompts (``evaluation=False``) or the held-out ones policies are compared on:
-    a fixed hash share of every batch plus every evaluation batch, never both."""
-    df = warehouse.get().sql("SELECT id, text, batch FROM prompts_latest ORDER BY id", as_of=snapshot)
-    return [r for r in df.to_dicts()
-            if (heldout(r["id"], heldout_fraction) or r["batch"] in EVAL_BATCHES) == evaluation]
+    a fixed hash share of every batch plus every prompt that any evaluation batch contains, never both.
+    A prompt is stored once, under the batch that first brought it (``prompts.batch``), so membership
+    is read from ``batch_prompts``: a test prompt also in a train batch ingested earlier never trains."""
+    marks = ", ".join("?" for _ in EVAL_BATCHES)
+    df = warehouse.get().sql(f"""
+        SELECT id, text, batch,
+               id IN (SELECT prompt_id FROM batch_prompts WHERE batch IN ({marks})) AS in_eval_batch
+        FROM prompts_latest ORDER BY id""", list(EVAL_BATCHES), as_of=snapshot)
+    return [{k: v for k, v in r.items() if k != "in_eval_batch"} for r in df.to_dicts()
+            if (heldout(r["id"], heldout_fraction) or r["in_eval_batch"]) == evaluation]
 
 
 def _fetch(warehouse: WarehouseResource, snapshot: int, sql: str, params: list | None = None) -> list[dict]:

@@ -1,17 +1,19 @@
 """A prompt is stored once, by its text, but belongs to every batch that contains it: a batch that
 repeats a prompt first recorded under another batch gets candidates for it too, without a second
-prompt row and without doubled candidates."""
+prompt row and without doubled candidates, and retrievals for it at the current exemplar index."""
 
 import dagster as dg
 import pytest
 
 from assets import ingest, path_a
 from assets.partitions import prompt_batches
-from resources import DatasetsResource, LLMResource, WarehouseResource
+from resources import DatasetsResource, EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
 from resources.datasets import inbox_partition_key
 from warehouse.ids import content_id
+from warehouse.schema import SeedSftRow
 
-ASSETS = [ingest.prompts, path_a.candidates]
+ASSETS = [ingest.prompts, ingest.seed_sft_examples, ingest.seed_preference_pairs, path_a.candidates,
+          path_a.exemplar_index, path_a.retrievals]
 
 
 @pytest.fixture
@@ -22,14 +24,15 @@ def env(zhufu_home, tiny_model_dir, tmp_path):
     (inbox / "week2.txt").write_text("同学聚会祝福\n中秋祝福\n", encoding="utf-8")  # repeats one of week 1
     warehouse = WarehouseResource()
     resources = {"warehouse": warehouse, "datasets": DatasetsResource(inbox_dir=str(inbox)),
-                 "llm": LLMResource(warehouse=warehouse, model=str(tiny_model_dir), batch_size=8)}
+                 "llm": LLMResource(warehouse=warehouse, model=str(tiny_model_dir), batch_size=8),
+                 "embedder": EmbedderResource(), "vectors": VectorStoreResource()}
     instance = dg.DagsterInstance.ephemeral()
     keys = [inbox_partition_key("week1.txt"), inbox_partition_key("week2.txt")]
     instance.add_dynamic_partitions(prompt_batches.name, keys)
     return resources, instance, warehouse.get(), keys
 
 
-def _run(env, asset, batch, **config):
+def _run(env, asset, batch=None, **config):
     resources, instance, _, _ = env
     res = dg.materialize(ASSETS, selection=[asset], partition_key=batch, instance=instance, resources=resources,
                          run_config={"ops": {asset.key.path[-1]: {"config": config}}} if config else None)
@@ -71,3 +74,33 @@ def test_a_batch_gets_candidates_for_a_prompt_first_recorded_under_another_batch
     assert again["rows_added"].value == 0 and again["llm_model_calls"].value == 0
     _run(env, ingest.prompts, week2)  # re-ingesting adds no prompt and no membership
     assert wh.count("prompts") == 3 and wh.count("prompt_memberships") == 4
+
+
+def test_a_batch_gets_retrievals_for_a_prompt_first_recorded_under_another_batch(env):
+    _, _, wh, (week1, week2) = env
+    _run(env, ingest.prompts, week1)
+    _run(env, ingest.prompts, week2)
+    for seed in (ingest.seed_sft_examples, ingest.seed_preference_pairs, path_a.exemplar_index):
+        _run(env, seed)
+    cfg = {"k": 1, "max_new_tokens": 8}
+    _run(env, path_a.candidates, week1, **cfg)
+    _run(env, path_a.candidates, week2, seed=1, **cfg)  # new candidates in week 2 for both of its prompts
+    first = _run(env, path_a.retrievals, week1)
+    v1 = first["lance_version"].value
+    assert wh.sql("SELECT count(*) FROM retrievals_latest WHERE index_version = ?", [str(v1)]).item() == 2
+
+    # the exemplar index changes (a new exemplar); week 2 is then retrieved at the new version
+    wh.append([SeedSftRow(prompt="新年祝福", response="新年快乐，万事如意！", source="test", source_ref="t:1")],
+              asset_key="seed_sft_examples")
+    _run(env, path_a.exemplar_index)
+    v2 = path_a.current_index_version(WarehouseResource())
+    assert v2 != v1
+    second = _run(env, path_a.retrievals, week2)
+    assert second["lance_version"].value == v2 and second["rows_added"].value == 2
+    at_v2 = set(wh.sql("SELECT prompt_id FROM retrievals_latest WHERE index_version = ?", [str(v2)])["prompt_id"])
+    assert at_v2 == {_pid("同学聚会祝福"), _pid("中秋祝福")}  # before: only the prompt new in week 2
+
+    # the agents judge every week-2 candidate, the repeated prompt's included, with exemplars
+    items, df = path_a._items(WarehouseResource(), week2)
+    assert set(df["prompt_id"]) == {_pid("同学聚会祝福"), _pid("中秋祝福")}
+    assert items and all(it.exemplars for it in items)

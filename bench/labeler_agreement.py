@@ -50,8 +50,7 @@ def main() -> int:
     t0 = time.time()
     for name, split in (("calibration", calib), ("evaluation", evaluation)):
         items = [Item(e.item_id, e.prompt, e.response) for e in split]
-        pos = [labeler.points(r) for r in labeler.argue(agents, items, "positive", use_exemplars=False)]
-        neg = [labeler.points(r) for r in labeler.argue(agents, items, "negative", use_exemplars=False)]
+        pos, neg = labeler.debate_points(agents, items, use_exemplars=False)
         scored[name] = labeler.score(judge, items, pos, neg, ablation)
         print(f"{name}: {len(items)} items, debate ok {sum(x is not None for x in pos + neg)}/{2 * len(items)}, "
               f"{time.time() - t0:.0f}s", flush=True)

@@ -56,3 +56,30 @@ def test_a_transport_error_during_the_repair_is_not_cached(wh):
     again = FlakyRepair()
     LLMRuntime(again, CallLog(wh, run_id="r2", asset_key="a")).structured(req, Answer)
     assert again.calls == 2  # asked again (answer + repair): an error is never an answer
+
+
+class Other(BaseModel):
+    points: list[str]
+
+
+class SchemaEcho:
+    """Answers each request with JSON valid for the schema it was sent with."""
+
+    name, model_id, constrains_output = "schema-echo", "schema-echo-model", True
+    batch_size = 8
+
+    def __init__(self):
+        self.chunks: list[int] = []
+
+    def generate(self, reqs: list[ChatRequest]) -> list[Generation]:
+        self.chunks.append(len(reqs))
+        return [Generation(text='{"label": 1}' if r.schema_name == "Answer" else '{"points": ["好"]}') for r in reqs]
+
+
+def test_requests_with_different_schemas_share_one_batch_and_parse_each_with_its_own(wh):
+    backend = SchemaEcho()
+    rt = LLMRuntime(backend, CallLog(wh, run_id="r", asset_key="a"))
+    out = rt.structured(requests(6), [Answer, Other, Answer, Other, Answer, Other])
+    assert backend.chunks == [6]  # one batch for both agents
+    assert [r.parsed for r in out[:2]] == [{"label": 1}, {"points": ["好"]}]
+    assert all(r.ok for r in out)

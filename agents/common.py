@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -15,7 +16,8 @@ class Runtime(Protocol):
 
     model_id: str
 
-    def structured(self, requests: list[ChatRequest], schema: type[BaseModel]) -> list[ChatResult]: ...
+    def structured(self, requests: list[ChatRequest],
+                   schema: type[BaseModel] | Sequence[type[BaseModel]]) -> list[ChatResult]: ...
 
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]: ...
 

@@ -14,22 +14,25 @@ from pydantic import BaseModel, Field
 from agents.common import AGENT_SAMPLING, Item, Runtime, case_block
 from resources.llm.types import ChatRequest, ChatResult
 
-PROMPT_VERSION = "debate-v1"
+PROMPT_VERSION = "debate-v2"
 
 PositiveDimension = Literal["语言", "流畅", "情感", "创意", "具体", "得体", "积极措辞", "纯粹心意", "其他"]
 NegativeDimension = Literal["陈词滥调", "空泛", "语气不当", "文化禁忌", "暗含请求", "错误", "不合需求", "其他"]
 
 
+# Caps: two points of (24 + 16) characters fit the 384-token budget even at ~3.5 tokens per character
+# (SmolLM2 spells rare characters in bytes). At 30 + 20, degenerate answers (看看看…) ran to 384 tokens
+# and held their whole CPU batch for every decoding step (make demo, 2026-11-26).
 class PositivePoint(BaseModel):
     dimension: PositiveDimension
-    point: str = Field(min_length=1, max_length=30, description="一句话说明优点")
-    evidence: str = Field(max_length=20, description="引用祝福语中的原文")
+    point: str = Field(min_length=1, max_length=24, description="一句话说明优点")
+    evidence: str = Field(max_length=16, description="引用祝福语中的原文")
 
 
 class NegativePoint(BaseModel):
     dimension: NegativeDimension
-    point: str = Field(min_length=1, max_length=30, description="一句话说明问题")
-    evidence: str = Field(max_length=20, description="引用祝福语中的原文")
+    point: str = Field(min_length=1, max_length=24, description="一句话说明问题")
+    evidence: str = Field(max_length=16, description="引用祝福语中的原文")
 
 
 class PositiveArguments(BaseModel):
@@ -74,6 +77,14 @@ def argue(runtime: Runtime, items: list[Item], side: Literal["positive", "negati
           use_exemplars: bool = True) -> list[ChatResult]:
     """One structured answer per item; ``.parsed`` = {"points": [...]} when ``.ok``."""
     return runtime.structured(requests(items, side, use_exemplars=use_exemplars), SCHEMAS[side])
+
+
+def argue_both(runtime: Runtime, items: list[Item], *, use_exemplars: bool = True) -> tuple[list[ChatResult], list[ChatResult]]:
+    """Both sides for every item in one batched call (positive results, negative results): on a CPU
+    the two sides' decoding steps then run together instead of one after the other."""
+    reqs = requests(items, "positive", use_exemplars=use_exemplars) + requests(items, "negative", use_exemplars=use_exemplars)
+    out = runtime.structured(reqs, [PositiveArguments] * len(items) + [NegativeArguments] * len(items))
+    return out[: len(items)], out[len(items):]
 
 
 def format_points(points: list[dict] | None) -> str:

@@ -67,11 +67,22 @@ def score(runtime: Runtime, items: Sequence[Item], positive: Sequence[list[dict]
     return out
 
 
+def debate_points(runtime: Runtime, items: Sequence[Item], *, positive: bool = True, negative: bool = True,
+                  use_exemplars: bool = True) -> tuple[list[list[dict] | None], list[list[dict] | None]]:
+    """Each side's points per item (``None`` for a side that failed or is left out); both sides in one batch."""
+    none: list[list[dict] | None] = [None] * len(items)
+    if positive and negative:
+        pos, neg = debate.argue_both(runtime, list(items), use_exemplars=use_exemplars)
+        return [points(r) for r in pos], [points(r) for r in neg]
+    if positive:
+        return [points(r) for r in argue(runtime, items, "positive", use_exemplars=use_exemplars)], none
+    if negative:
+        return none, [points(r) for r in argue(runtime, items, "negative", use_exemplars=use_exemplars)]
+    return none, list(none)
+
+
 def label(runtime: Runtime, items: Sequence[Item], ablation: Ablation = Ablation()) -> list[Scores]:
     """The whole labeller on ``items``: debate (unless ablated), then scores."""
-    ex = ablation.retrieval
-    pos = [points(r) for r in argue(runtime, items, "positive", use_exemplars=ex)] if ablation.positive \
-        else [None] * len(items)
-    neg = [points(r) for r in argue(runtime, items, "negative", use_exemplars=ex)] if ablation.negative \
-        else [None] * len(items)
+    pos, neg = debate_points(runtime, items, positive=ablation.positive, negative=ablation.negative,
+                             use_exemplars=ablation.retrieval)
     return score(runtime, items, pos, neg, ablation)

@@ -181,13 +181,18 @@ def loop_id(model: str, train: list[Example], heldout: list[Example], config: Lo
                       config.generated_per_iteration, config.real_per_iteration, config.seed, INITIAL_S_G, INITIAL_S_D)
 
 
-def _merge(runtime: Runtime, kind: Literal["S_G", "S_D"], rules: list[str], suggestions: list[str],
-           iteration: int) -> list[str]:
-    (res,) = runtime.structured([optimizer_request(kind, rules, suggestions, iteration)], RuleSet)
-    if not res.ok:
-        return rules  # an unusable rewrite keeps the rules as they were
-    new = [r.strip() for r in res.parsed["rules"] if r.strip()]
-    return new[:MAX_RULES] or rules
+def _merge(runtime: Runtime, updates: dict[str, tuple[list[str], list[str]]], iteration: int) -> dict[str, list[str]]:
+    """The Optimizer rewrites each rule set ({"S_D": (rules, suggestions), ...}) in one batched call;
+    an unusable rewrite keeps the rules as they were."""
+    kinds = [k for k, (_, sugg) in updates.items() if sugg]
+    results = runtime.structured([optimizer_request(k, updates[k][0], updates[k][1], iteration)  # type: ignore[arg-type]
+                                  for k in kinds], RuleSet) if kinds else []
+    out = {k: rules for k, (rules, _) in updates.items()}
+    for k, res in zip(kinds, results, strict=True):
+        if res.ok:
+            new = [r.strip() for r in res.parsed["rules"] if r.strip()]
+            out[k] = new[:MAX_RULES] or out[k]
+    return out
 
 
 def run_one(runtime: Runtime, judge: Runtime, prev: Iteration, train: list[Example], heldout: list[Example],
@@ -217,13 +222,16 @@ def run_one(runtime: Runtime, judge: Runtime, prev: Iteration, train: list[Examp
             errors.append({**c, "pred": pred, "reason": f"P(是)={p:.2f}，阈值 {threshold:.2f}"})
         elif c["planted"]:
             caught.append(c)
-    reflections = runtime.structured(reflector_requests(errors, prev.s_d, i), Reflection) if errors else []
+    # Reflector (on the Detector's errors) and Hider (on caught plants) answer in one batch: on a CPU
+    # a batch of a few costs about what one answer does.
+    reflect = reflector_requests(errors, prev.s_d, i) if errors else []
+    hide = hider_requests(caught[: config.max_hider_calls], prev.s_g, i) if caught and config.max_hider_calls else []
+    answers = runtime.structured(reflect + hide, Reflection) if reflect or hide else []
+    reflections, hints = answers[: len(reflect)], answers[len(reflect):]
     d_suggestions = [r.parsed["suggestion"].strip() for r in reflections if r.ok and r.parsed["suggestion"].strip()]
-    hints = runtime.structured(hider_requests(caught[: config.max_hider_calls], prev.s_g, i), Reflection) \
-        if caught and config.max_hider_calls else []
     g_suggestions = [r.parsed["suggestion"].strip() for r in hints if r.ok and r.parsed["suggestion"].strip()]
-    s_d = _merge(runtime, "S_D", prev.s_d, d_suggestions, i) if d_suggestions else prev.s_d
-    s_g = _merge(runtime, "S_G", prev.s_g, g_suggestions, i) if g_suggestions else prev.s_g
+    merged = _merge(runtime, {"S_D": (prev.s_d, d_suggestions), "S_G": (prev.s_g, g_suggestions)}, i)
+    s_d, s_g = merged["S_D"], merged["S_G"]
     suggestions = [{"to": "S_D", "text": s} for s in d_suggestions] + [{"to": "S_G", "text": s} for s in g_suggestions]
     t, acc, heldout_auc = evaluate(judge, train, heldout, s_d, f"it{i}")
     return Iteration(i, s_g, s_d, suggestions, acc, len(errors), heldout_auc, t, judge.model_id, adversarial)

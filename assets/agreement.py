@@ -47,8 +47,7 @@ def labeler_agreement(context: dg.AssetExecutionContext, config: AgreementConfig
     judge_rt = judge_runtime(context, warehouse, llm, config.use_judge_model)
     tj, _ = threshold_for(context, warehouse, "path_a/judge", judge_rt.model_id, judge.PROMPT_VERSION)
     tr, _ = threshold_for(context, warehouse, "path_a/reflect", judge_rt.model_id, judge.REFLECT_VERSION)
-    pos = [labeler.points(r) for r in labeler.argue(agents_rt, items, "positive")]
-    neg = [labeler.points(r) for r in labeler.argue(agents_rt, items, "negative")]
+    pos, neg = labeler.debate_points(agents_rt, items)
     variants: dict[str, tuple[list[float | None], float]] = {}
     for ablation in ABLATIONS if config.ablations else ABLATIONS[:1]:
         if ablation.name == "no_reflect":

@@ -112,16 +112,20 @@ def main() -> int:
     parser.add_argument("--eval-prompts", type=int, default=32, help="held-out prompts for policy_evaluation")
     args = parser.parse_args()
     # Small on purpose: the embedded default on a CPU. Full runs are Dagster run configs.
-    small_rm = {"max_steps": args.train_steps, "batch_size": 4, "max_eval_labels": 40}
+    small_rm = {"max_steps": args.train_steps, "batch_size": 4, "max_eval_labels": 16}
+    # Two exemplars instead of three: every Path A prompt is ~100 tokens shorter (CPU time is prefill).
+    exemplars = {"k_final": 2}
     overrides = {
         "candidates": {"max_prompts": args.prompts, "k": args.k, "max_new_tokens": 64},
-        "judge_model": {"max_steps": args.judge_steps, "batch_size": 8, "max_pairs": 8,
-                        "max_eval_labels": args.agreement_sample, "principle_ablations": False},
+        "retrievals": exemplars,
+        "judge_model": {"max_steps": args.judge_steps, "batch_size": 4, "max_pairs": 8,
+                        "max_eval_labels": args.agreement_sample, "principle_ablations": False,
+                        "rule_eval": False},
         "judge_principles": {"iterations": 1, "generated_per_iteration": 1, "real_per_iteration": 4,
                              "heldout_size": args.agreement_sample, "calibration_size": args.agreement_sample,
                              "retrain_judge": False},
-        "judge_calibration": {"max_items": args.agreement_sample},
-        "labeler_agreement": {"sample_size": args.agreement_sample, "ablations": False},
+        "judge_calibration": {"max_items": args.agreement_sample, **exemplars},
+        "labeler_agreement": {"sample_size": args.agreement_sample, "ablations": False, **exemplars},
         "judge_agreement": {"sample_size": args.agreement_sample},
         "sft_model": {"max_steps": args.train_steps, "batch_size": 4},
         "reward_model": small_rm,

@@ -157,6 +157,8 @@ class JudgeModelConfig(dg.Config):
                               "whose principles include a checkable must-have / must-not word rule, labelled by it. "
                               "0 by default: at 135M / 2 epochs these rows taught no rule following and cost AUC "
                               "(bench/RESULTS.md); the metrics' `rules` entry measures it for any base model")
+    rule_eval: bool = Field(default=True, description="also measure principle following (good greetings under a "
+                            "checkable rule they keep or break)")
     principle_ablations: bool = Field(default=True, description="also evaluate with empty / shuffled / foreign "
                                       "principles (does the principle text matter?)")
     seed: int = 0
@@ -177,7 +179,7 @@ def train_judge(context, warehouse: WarehouseResource, training: TrainingResourc
                          max_steps=config.max_steps, batch_size=config.batch_size,
                          learning_rate=config.learning_rate, pairwise_weight=config.pairwise_weight,
                          max_length=config.max_length, seed=config.seed, logging_steps=1,
-                         principle_ablations=config.principle_ablations)
+                         principle_ablations=config.principle_ablations, rule_eval=config.rule_eval)
     sources: dict[str, int] = {}
     for r in rows:
         sources[r["source"]] = sources.get(r["source"], 0) + 1
@@ -259,8 +261,7 @@ def judge_calibration(context: dg.AssetExecutionContext, config: CalibrationConf
     if config.path_a:
         items = path_a_items(warehouse, embedder, vectors, calib, config.k_search, config.k_final)
         agents_rt = llm.runtime(context)
-        pos = [labeler.points(r) for r in labeler.argue(agents_rt, items, "positive")]
-        neg = [labeler.points(r) for r in labeler.argue(agents_rt, items, "negative")]
+        pos, neg = labeler.debate_points(agents_rt, items)
         scores = labeler.score(judge_rt, items, pos, neg)
         rows.append(calibration_row("path_a/judge", judge_rt.model_id, path_a_judge.PROMPT_VERSION, None, calib,
                                     [s.judge for s in scores], snap))

@@ -185,8 +185,9 @@ def debate_arguments(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     items, _ = _items(warehouse, context.partition_key)
     rt = llm.runtime(context)
     rows = []
-    for side in ("positive", "negative"):
-        for it, res in zip(items, labeler.argue(rt, items, side), strict=True):
+    both = debate.argue_both(rt, items)  # one batch for both sides
+    for side, results in zip(("positive", "negative"), both, strict=True):
+        for it, res in zip(items, results, strict=True):
             rows.append(DebateArgumentRow(
                 candidate_id=it.item_id, side=side, points=res.parsed["points"] if res.ok else [],
                 status=res.status, error=res.error, agent_version=debate.PROMPT_VERSION, llm_call_id=res.request_key))

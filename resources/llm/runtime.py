@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -83,10 +84,17 @@ class LLMRuntime:
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
         return self._run(requests, None)
 
-    def structured(self, requests: list[ChatRequest], schema: type[BaseModel]) -> list[ChatResult]:
-        js = schema_for(schema)
-        reqs = [r.model_copy(update={"json_schema": js, "schema_name": schema.__name__}) for r in requests]
-        return self._run(reqs, schema)
+    def structured(self, requests: list[ChatRequest],
+                   schema: type[BaseModel] | Sequence[type[BaseModel]]) -> list[ChatResult]:
+        """JSON answers parsed into ``schema`` — one for all requests, or one per request, so agents
+        with different schemas (the debate's two sides) share a batch."""
+        schemas = list(schema) if isinstance(schema, list | tuple) else [schema] * len(requests)
+        if len(schemas) != len(requests):
+            raise ValueError(f"{len(schemas)} schemas for {len(requests)} requests")
+        js = {s: schema_for(s) for s in set(schemas)}
+        reqs = [r.model_copy(update={"json_schema": js[s], "schema_name": s.__name__})
+                for r, s in zip(requests, schemas, strict=True)]
+        return self._run(reqs, schemas)
 
     def score(self, requests: list[ChatRequest], labels: tuple[str, str] = ("是", "否")) -> list[ChatResult]:
         """The model's own probability of answering ``labels[0]`` rather than ``labels[1]``: one forward
@@ -107,11 +115,12 @@ class LLMRuntime:
         size = getattr(b, "batch_size", None) or 4 * (getattr(b, "max_concurrency", None) or 0)
         return max(1, self.calls.flush_every, int(size or 0))
 
-    def _run(self, requests: list[ChatRequest], schema: type[BaseModel] | None,
+    def _run(self, requests: list[ChatRequest], schemas: list[type[BaseModel]] | None,
              scoring: bool = False) -> list[ChatResult]:
         t0 = time.perf_counter()
         b = self.backend
         keys = [r.key(b.name, b.model_id) for r in requests]
+        schema_of = dict(zip(keys, schemas, strict=True)) if schemas else {}
         recorded = self.calls.lookup(keys)
         results: dict[str, ChatResult] = {k: result_from_row(recorded[k]) for k in keys if k in recorded}
         todo: dict[str, ChatRequest] = {}
@@ -134,7 +143,7 @@ class LLMRuntime:
                     per_call_ms = (time.perf_counter() - t) * 1000 / len(chunk)
                     self.stats.model_calls += len(chunk)
                     for (k, req), gen in zip(chunk, gens, strict=True):
-                        results[k] = self._finish(k, req, gen, schema, per_call_ms)
+                        results[k] = self._finish(k, req, gen, schema_of.get(k), per_call_ms)
                     self.calls.flush()
             finally:
                 self.calls.flush()

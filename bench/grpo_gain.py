@@ -79,6 +79,7 @@ def main() -> int:
     p.add_argument("--grpo-lr", type=float, default=5e-6)
     p.add_argument("--beta", type=float, default=0.01)
     p.add_argument("--repetition-weight", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0, help="rollout sampling temperature")
     p.add_argument("--raw-rewards", action="store_true",
                    help="GRPO on unshaped rewards (no length neutralisation, no common scale); stages get _raw")
     p.add_argument("--eval-prompts", type=int, default=256)
@@ -112,7 +113,7 @@ def main() -> int:
                 reward=reward, reward_model=str(work / "rm"), judge_model=str(work / "judge"),
                 judge_principles=list(INITIAL_S_D), max_steps=a.grpo_steps, batch_size=64, num_generations=4,
                 max_completion_length=128, learning_rate=a.grpo_lr, beta=a.beta, logging_steps=5,
-                repetition_weight=a.repetition_weight, length_neutral=not a.raw_rewards,
+                repetition_weight=a.repetition_weight, length_neutral=not a.raw_rewards, temperature=a.temperature,
                 normalize_rewards=not a.raw_rewards, use_vllm=False), r)
             print(json.dumps({stage: {k: v for k, v in m.items() if k not in ("before", "after")}}, default=str))
     if "eval" in a.stages:

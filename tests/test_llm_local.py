@@ -82,3 +82,19 @@ def test_real_smollm2_generates_batched_text_and_valid_nested_json(embedded_mode
     results = rt.structured(reqs, Debate)
     assert [r.status for r in results] == ["ok"] * 4, [r.error for r in results]
     assert all(Debate.model_validate(r.parsed).points for r in results)
+
+
+def test_a_row_caught_in_a_loop_stops_without_holding_the_others():
+    import torch
+
+    from resources.llm.local import _Degenerate
+
+    prompt = [[7, 8, 9]] * 3
+    looping = [5, 6] * 20                      # period 2, like 看看看… in byte tokens
+    varied = list(range(100, 140))             # a normal answer
+    late = list(range(200, 220)) + [3] * 20    # loops only for its last 20 tokens: not yet
+    ids = torch.tensor([p + g for p, g in zip(prompt, (looping, varied, late), strict=True)])
+    stop = _Degenerate(prompt_width=3, window=32, max_period=4)
+    assert stop(ids, None).tolist() == [True, False, False]
+    assert stop.flagged == {0}
+    assert not stop(ids[:, :20], None).any()  # fewer generated tokens than the window: never

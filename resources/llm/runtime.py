@@ -174,6 +174,8 @@ class LLMRuntime:
                         status, error = "error", f"{exc}; repair failed: {exc2}"
                     elif parsed is None:
                         status, error = "invalid", f"{exc}; after repair: {exc2}"
+                elif gen.finish_reason == "repetition":
+                    status, error = "invalid", "stopped in a repetition loop before the JSON was complete"
                 elif gen.finish_reason == "length":
                     status = "invalid"
                     error = f"output cut at max_new_tokens={req.sampling.max_new_tokens} before the JSON was complete"

@@ -8,7 +8,9 @@ retrains nothing.
 """
 
 
+import functools
 import hashlib
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import dagster as dg
@@ -24,6 +26,7 @@ from resources import TrainingResource, WarehouseResource
 from training import artifacts
 from training.code_version import code_version
 from training.config import (
+    CallLogConfig,
     Generation,
     GRPORunConfig,
     JudgeRunConfig,
@@ -79,7 +82,8 @@ def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, trai
            extra_metadata: dict[str, Any] | None = None) -> dg.MaterializeResult:
     """Export, launch through Pipes (unless this exact model exists), register, report."""
     hyper = cfg.model_dump(exclude={"base_model", "output_dir", "train_file", "train_files", "eval_pairs_file",
-                                    "eval_labels_file", "prompts_file", "eval_prompts_file", "reward_model"})
+                                    "eval_labels_file", "prompts_file", "eval_prompts_file", "reward_model",
+                                    "call_log"})  # where GRPO's judge calls are logged: not the model
     model_id = f"{kind}-" + content_id(kind, base_id, hyper, lineage or {},
                                        {name: content_id(rows) for name, rows in data_files.items()},
                                        code_version(), length=16)  # a fix to the trainers retrains
@@ -324,6 +328,19 @@ def grpo_policy(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, war
         judge = latest_model(wh, "judge")  # the trained judge, else the base model (never the policy in training)
         kwargs["judge_model"] = judge["artifact_path"] if judge else training.resolve()
         lineage["judge_model_id"] = judge["model_id"] if judge else training.base_model
+        # The judge's calls go to this warehouse's llm_calls (and repeated ones are answered from it).
+        # A catalog or data path with a password is not written to the run config file: it reaches
+        # the training process through its environment.
+        loc = warehouse.warehouse_config()
+        secret = {var: value for var, value in (("ZHUFU_CATALOG", loc.catalog), ("ZHUFU_DATA_PATH", loc.data_path))
+                  if loc.redact(value) != value}
+        kwargs["call_log"] = CallLogConfig(
+            run_id=context.run_id, asset_key=context.asset_key.to_user_string(),
+            catalog=None if "ZHUFU_CATALOG" in secret else loc.catalog,
+            data_path=None if "ZHUFU_DATA_PATH" in secret else loc.data_path,
+            lock_dir=str(loc.lock_dir) if loc.lock_dir else None)
+        if secret:
+            pipes_client = SimpleNamespace(run=functools.partial(pipes_client.run, env=secret))  # type: ignore[assignment]
     train = [{"prompt": r["text"]} for r in policy_prompts(warehouse, config.heldout_fraction, False, snap)]
     if config.max_prompts:
         train = train[: config.max_prompts]

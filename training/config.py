@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from warehouse.config import redact_location
 
 # Choices shared with the Dagster asset configs (assets/training.py)
 Kernels = Literal["auto", "transformers", "fused_norm", "liger"]
@@ -98,12 +100,40 @@ class JudgeRunConfig(RunConfig):
     logging_steps: int = 10
 
 
+class CallLogConfig(BaseModel):
+    """Where GRPO's judge reward records its calls (the warehouse's ``llm_calls``) and answers repeated
+    (prompt, completion) pairs from. ``catalog`` / ``data_path`` None: ``$ZHUFU_CATALOG`` /
+    ``$ZHUFU_DATA_PATH``, else the embedded warehouse under ``$ZHUFU_HOME``. A location that carries a
+    password is refused here: it reaches the training process through those environment variables."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # no location echoed in an error
+    run_id: str = Field(description="the run the calls are recorded under (the Dagster run)")
+    asset_key: str = Field(default="grpo_policy", description="the calls' snapshots are '<asset_key>/llm_calls'")
+    catalog: str | None = Field(default=None, description="DuckLake catalog (never one with a password)")
+    data_path: str | None = Field(default=None, description="Parquet data path (never one with a password)")
+    lock_dir: str | None = Field(default=None, description="write-lock directory of an embedded catalog; None: "
+                                 "the environment's warehouse's when catalog is None, else none (a remote catalog)")
+    flush_every: int = Field(default=16, description="checkpoint the call log every N calls")
+
+    @field_validator("catalog", "data_path")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value is not None and redact_location(value) != value:
+            raise ValueError("a location with a password is not written to a run config: leave it None and "
+                             "set ZHUFU_CATALOG / ZHUFU_DATA_PATH in the training process's environment")
+        return value
+
+
 class GRPORunConfig(RunConfig):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # call_log's refused location unechoed
     prompts_file: str = Field(description="JSONL of {prompt}")
     reward: Reward = "reward_model"
     reward_model: str | None = Field(default=None, description="path of a reward-model artifact")
     judge_principles: list[str] = Field(default_factory=list, description="S_D for the judge reward")
     judge_model: str | None = Field(default=None, description="model the judge runs on (default: the base model)")
+    call_log: CallLogConfig | None = Field(
+        default=None, description="record the judge reward's calls in this warehouse's llm_calls and answer repeated "
+        "ones from it (set by the grpo_policy asset); None: an in-memory runtime, nothing recorded")
     reward_weights: dict[str, float] = Field(default_factory=lambda: {"reward_model": 1.0, "judge": 1.0})
     repetition_weight: float = Field(default=1.0, description="weight of the repetition penalty (minus 1 and the share "
                                      "of characters in repeated phrases, for a completion that repeats a phrase); 0 = off")

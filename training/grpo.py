@@ -23,6 +23,32 @@ from training.generation import generate
 from training.reporting import Reporter, ReporterCallback, run_cli
 
 
+def judge_call_log(cfg: GRPORunConfig):
+    """The judge reward's call log: the warehouse's ``llm_calls`` when ``cfg.call_log`` names one (the
+    ``grpo_policy`` asset sets it), so its calls are recorded there and repeated ones answered from it;
+    else None (an in-memory runtime, as when the library runs standalone)."""
+    c = cfg.call_log
+    if c is None:
+        return None
+    from pathlib import Path
+
+    from resources.llm.calllog import CallLog
+    from warehouse import Warehouse, WarehouseConfig
+
+    env = WarehouseConfig.from_env()  # a location with a password comes from the environment only
+    lock_dir = Path(c.lock_dir) if c.lock_dir else env.lock_dir if c.catalog is None else None
+    location = WarehouseConfig(catalog=c.catalog or env.catalog, data_path=c.data_path or env.data_path,
+                               lock_dir=lock_dir)
+    return CallLog(Warehouse(location), run_id=c.run_id, asset_key=c.asset_key, flush_every=c.flush_every)
+
+
+def judge_runtimes(funcs: list) -> list:
+    """The LLM runtimes behind the judge rewards among ``funcs`` (shaped or not)."""
+    from training.rewards import JudgeReward
+
+    return [f.runtime for f in (getattr(g, "func", g) for g in funcs) if isinstance(f, JudgeReward)]
+
+
 def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
     from training.rewards import JudgeReward, LengthNeutral, RewardModelReward
 
@@ -44,7 +70,8 @@ def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
         from resources.llm.runtime import LLMRuntime
 
         backend = LocalBackend(cfg.judge_model or cfg.base_model, batch_size=64, progress=False)
-        funcs.append(shaped(JudgeReward(LLMRuntime(backend), cfg.judge_principles, margin=cfg.judge_margin)))
+        runtime = LLMRuntime(backend, judge_call_log(cfg))
+        funcs.append(shaped(JudgeReward(runtime, cfg.judge_principles, margin=cfg.judge_margin)))
         weights.append(cfg.reward_weights.get("judge", 1.0))
     if cfg.repetition_weight:
         from training.rewards import RepetitionPenalty
@@ -160,11 +187,16 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.time()
-    out = trainer.train()
-    if devices.has_cuda():
-        torch.cuda.synchronize()
-    train_s = time.time() - t0
-    after = quick_eval(trainer.model, tok, eval_prompts, score_texts, cfg.max_completion_length) if eval_prompts else None
+    try:
+        out = trainer.train()
+        if devices.has_cuda():
+            torch.cuda.synchronize()
+        train_s = time.time() - t0
+        after = quick_eval(trainer.model, tok, eval_prompts, score_texts, cfg.max_completion_length) \
+            if eval_prompts else None
+    finally:  # the judge's recorded calls reach the warehouse even when training fails
+        for rt in judge_runtimes(funcs):
+            rt.calls.flush()
     model = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
@@ -178,6 +210,9 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                "completion_length_last": logs[-1].get("completions/mean_length") if logs else None,
                "clipped_ratio_last": logs[-1].get("completions/clipped_ratio") if logs else None,
                "before": before, "after": after, "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
+    if judges := judge_runtimes(funcs):
+        metrics["judge_calls"] = {k: sum(getattr(rt.stats, k) for rt in judges)
+                                  for k in ("requests", "cache_hits", "model_calls")}
     artifacts.finalize(tmp, cfg.output_dir, {"kind": "grpo", "config": cfg.model_dump(), "metrics": metrics,
                                              "log_history": reporter.history})
     return metrics

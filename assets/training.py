@@ -93,13 +93,18 @@ def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, trai
     for name, rows in data_files.items():
         write_jsonl(files[name], rows)
     cfg = cfg.model_copy(update={"output_dir": str(out), **_file_fields(cfg, files)})
+    streamed: list[dict] = []
     if artifacts.is_complete(out):
         context.log.info(f"{model_id} already trained at {out}: registering it without retraining")
     else:
         config_path = cfg.dump(run_dir / "config.json")
         command = training.command(module, config_path)
         context.log.info(f"launching {' '.join(command)}")
-        pipes_client.run(context=context, command=command, extras={"model_id": model_id, "config": str(config_path)})
+        invocation = pipes_client.run(context=context, command=command,
+                                      extras={"model_id": model_id, "config": str(config_path)})
+        # the metrics the trainer streamed over Pipes (training/reporting.py), step by step
+        streamed = [m for m in (invocation.get_custom_messages() if hasattr(invocation, "get_custom_messages")
+                                else []) if isinstance(m, dict) and "step" in m]
         if not artifacts.is_complete(out):
             raise dg.Failure(f"{module} exited without a complete artifact at {out}")
     manifest = artifacts.read_manifest(out)
@@ -112,8 +117,10 @@ def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, trai
     else:
         row = ModelRow(model_id=model_id, kind=kind, base=base_id, hyperparams={**hyper, **(lineage or {})},
                        input_snapshots={t: snapshot for t in data_files}, metrics=metrics, artifact_path=str(out))
-    curve = [h for h in manifest.get("log_history", []) if "loss" in h or "reward" in h]
+    # the learning curve as streamed over Pipes; the artifact's own log when it was trained earlier
+    curve = [h for h in (streamed or manifest.get("log_history", [])) if "loss" in h or "reward" in h]
     meta = {"model_id": model_id, "artifact_path": dg.MetadataValue.path(str(out)), "base": base_id,
+            "pipes_metric_messages": len(streamed),
             "input_snapshot": snapshot, **{f"{k}_rows": len(v) for k, v in data_files.items()},
             **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
             "metrics": dg.MetadataValue.json(metrics)}

@@ -98,3 +98,23 @@ def test_a_row_caught_in_a_loop_stops_without_holding_the_others():
     assert stop(ids, None).tolist() == [True, False, False]
     assert stop.flagged == {0}
     assert not stop(ids[:, :20], None).any()  # fewer generated tokens than the window: never
+
+
+def test_a_grammar_row_stopped_mid_answer_is_not_matched_against_its_padding(tiny_model_dir):
+    import torch
+
+    from resources.llm.local import _GrammarMasks
+    from resources.llm.structured import schema_for
+
+    backend = LocalBackend(str(tiny_model_dir), batch_size=2, progress=False)
+    model, tok = backend.load()
+    compiled = backend._compiled(schema_for(AsciiDebate))
+    stopped: set[int] = set()
+    masks = _GrammarMasks([compiled, compiled], stopped)
+    vocab = model.config.vocab_size
+    masks(torch.zeros((2, 3), dtype=torch.long), torch.zeros((2, vocab)))
+    stopped.add(0)  # the loop criterion ended row 0; generate now feeds it padding
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    brace = tok.encode("{", add_special_tokens=False)[0]
+    out = masks(torch.tensor([[0, 0, 0, pad], [0, 0, 0, brace]]), torch.zeros((2, vocab)))
+    assert out.shape == (2, vocab)

@@ -48,6 +48,7 @@ def test_sft_reward_grpo_and_evaluation_register_models_with_lineage(zhufu_home,
     sft_id = meta["model_id"].value
     row = wh.sql("SELECT kind, input_snapshots, artifact_path FROM models WHERE model_id = ?", [sft_id]).row(0)
     assert row[0] == "sft" and '"train"' in row[1] and artifacts.is_complete(row[2])
+    assert meta["pipes_metric_messages"].value >= 1  # the trainer's metrics arrived over Pipes
     again = _run(resources, instance, ["sft_model"], config={"sft_model": SMALL})
     assert _meta(again, "sft_model")["model_id"].value == sft_id
     assert _meta(again, "sft_model")["rows_added"].value == 0  # same data and settings: nothing retrained

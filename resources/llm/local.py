@@ -118,10 +118,11 @@ class _Degenerate(StoppingCriteria):
 class _GrammarMasks(LogitsProcessor):
     """xgrammar token masks, one matcher per row (rows without a schema are left free)."""
 
-    def __init__(self, compiled: list[Any | None]):
+    def __init__(self, compiled: list[Any | None], stopped: set[int] | None = None):
         import xgrammar as xgr
 
         self.xgr = xgr
+        self.stopped = stopped if stopped is not None else set()  # rows ended by a stopping criterion
         self.rows = [i for i, c in enumerate(compiled) if c is not None]
         self.matchers = {i: xgr.GrammarMatcher(compiled[i]) for i in self.rows}
         vocab = next(c for c in compiled if c is not None).tokenizer_info.vocab_size
@@ -132,6 +133,8 @@ class _GrammarMasks(LogitsProcessor):
         if self.started:
             for i in self.rows:
                 m = self.matchers[i]
+                if i in self.stopped:  # padding follows a row stopped mid-answer: nothing to match
+                    continue
                 if not m.is_terminated() and not m.accept_token(int(input_ids[i, -1])):
                     raise RuntimeError(f"row {i}: sampled a token outside the JSON grammar")
         self.started = True
@@ -311,12 +314,13 @@ class LocalBackend:
         pad = tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
         attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        loops = _Degenerate(width)
         processors: list[LogitsProcessor] = []
         if any(r.json_schema for r in reqs):
-            processors.append(_GrammarMasks([self._compiled(r.json_schema) if r.json_schema else None for r in reqs]))
+            processors.append(_GrammarMasks([self._compiled(r.json_schema) if r.json_schema else None for r in reqs],
+                                            loops.flagged))
         processors.append(_PerRowSampler([r.sampling for r in reqs], self.device))
         max_new = max(r.sampling.max_new_tokens for r in reqs)
-        loops = _Degenerate(width)
         out = model.generate(
             input_ids=input_ids,
             attention_mask=attention,

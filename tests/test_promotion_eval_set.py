@@ -3,14 +3,13 @@ every registered model records which items its figures are on (``metrics.eval_se
 from different sets refuse promotion with a reason naming both sets."""
 
 import json
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
 import assets.training as training_assets
 from resources import TrainingResource, WarehouseResource
-from training import artifacts
+from tests.test_promotion import FakeTrainer  # the Pipes stand-in both promotion tests use
 from training.config import RMRunConfig
 from warehouse.promotion import decide, eval_set_identity
 from warehouse.registry import get_model, latest_model, promotion
@@ -48,16 +47,6 @@ def test_figures_on_another_evaluation_set_refuse_promotion_naming_both_sets():
     assert not decide("rm-new", "reward", _metrics(0.65, a), incumbent).promoted  # same set: compared as before
     legacy = decide("rm-new", "reward", _metrics(0.72, a), {"model_id": "rm-old", "metrics": _metrics(0.70)})
     assert legacy.promoted and "evaluation set is not recorded" in legacy.reason
-
-
-class FakeTrainer(dg.ConfigurableResource):
-    """Stands in for the Pipes client: writes a complete artifact with the given metrics."""
-
-    metrics: str = "{}"
-
-    def run(self, *, context, command, extras):
-        out = json.loads(Path(extras["config"]).read_text(encoding="utf-8"))["output_dir"]
-        artifacts.finalize(artifacts.partial_dir(out), out, {"kind": "reward", "metrics": json.loads(self.metrics)})
 
 
 class FakeRMConfig(dg.Config):

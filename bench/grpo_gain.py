@@ -12,8 +12,9 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   grpo_judge GRPO from SFT, reward = the judge's P(是) under the initial S_D
   grpo_weighted  GRPO from SFT, reward = reward model + judge (each length-neutral, on one scale)
   Rewards are shaped as training/grpo.py does by default (LengthNeutral: no within-prompt length
-  trend, one scale; repetition penalty); ``--raw-rewards`` turns the shaping off (suffix ``_raw``).
-  eval       base, SFT and each GRPO policy write one greeting per held-out test prompt (greedy); the
+  trend, one scale; repetition penalty); ``--raw-rewards`` turns the shaping off (suffix ``_raw``);
+  ``--tag T`` gives a variant's GRPO stages their own artifacts (grpo_rm_T, ...), so variants coexist.
+  eval       base, SFT and each GRPO policy in --work (every complete grpo_* artifact) write one greeting per held-out test prompt (greedy); the
              evaluator, the training RM and the judge score them; each policy against SFT prompt by
              prompt: gain ± SE, the part the length change explains, win rate (95% interval), on
              similar-length output pairs too; distinct-2 and the repeated-phrase rate.
@@ -79,6 +80,10 @@ def main() -> int:
     p.add_argument("--grpo-lr", type=float, default=5e-6)
     p.add_argument("--beta", type=float, default=0.01)
     p.add_argument("--repetition-weight", type=float, default=1.0)
+    p.add_argument("--novelty-weight", type=float, default=0.0,
+                   help="weight of the batch-novelty reward (training.rewards.BatchNovelty); 0 = off")
+    p.add_argument("--tag", default="", help="suffix of this variant's GRPO artifacts (grpo_rm_<tag>, ...)")
+    p.add_argument("--skip-base", action="store_true", help="eval: leave the base model out")
     p.add_argument("--temperature", type=float, default=1.0, help="rollout sampling temperature")
     p.add_argument("--raw-rewards", action="store_true",
                    help="GRPO on unshaped rewards (no length neutralisation, no common scale); stages get _raw")
@@ -105,7 +110,7 @@ def main() -> int:
                                    eval_labels_file=str(f["labels"]), eval_pairs_file=str(f["dev"]),
                                    eval_principles=list(INITIAL_S_D), principle_ablations=False, num_epochs=2,
                                    pairwise_weight=1.0, logging_steps=50), r)
-    suffix = "_raw" if a.raw_rewards else ""
+    suffix = ("_raw" if a.raw_rewards else "") + (f"_{a.tag}" if a.tag else "")
     for stage, reward in (("grpo_rm", "reward_model"), ("grpo_judge", "judge"), ("grpo_weighted", "weighted")):
         if stage in a.stages and not done(work / (stage + suffix)):
             m = grpo.train(GRPORunConfig(
@@ -113,7 +118,7 @@ def main() -> int:
                 reward=reward, reward_model=str(work / "rm"), judge_model=str(work / "judge"),
                 judge_principles=list(INITIAL_S_D), max_steps=a.grpo_steps, batch_size=64, num_generations=4,
                 max_completion_length=128, learning_rate=a.grpo_lr, beta=a.beta, logging_steps=5,
-                repetition_weight=a.repetition_weight, length_neutral=not a.raw_rewards, temperature=a.temperature,
+                repetition_weight=a.repetition_weight, novelty_weight=a.novelty_weight, length_neutral=not a.raw_rewards, temperature=a.temperature,
                 normalize_rewards=not a.raw_rewards, use_vllm=False), r)
             print(json.dumps({stage: {k: v for k, v in m.items() if k not in ("before", "after")}}, default=str))
     if "eval" in a.stages:
@@ -131,9 +136,18 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
     from training.scoring import RewardScorer
 
     test = [x["prompt"] for x in read_jsonl(f["test"], ("prompt",))][: a.eval_prompts]
-    policies = [("base", a.model), ("sft", str(work / "sft"))]
-    policies += [(s, str(work / s)) for s in ("grpo_rm", "grpo_judge", "grpo_weighted", "grpo_rm_raw",
-                                              "grpo_judge_raw", "grpo_weighted_raw") if artifacts.is_complete(work / s)]
+    policies = ([] if a.skip_base else [("base", a.model)]) + [("sft", str(work / "sft"))]
+    grpo_dirs = sorted(d for d in work.glob("grpo_*") if d.is_dir() and artifacts.is_complete(d))
+    policies += [(d.name, str(d)) for d in grpo_dirs]
+    training = {}  # each GRPO policy's recipe and last logged training figures
+    for d in grpo_dirs:
+        man = artifacts.read_manifest(d)
+        cfg, m = man.get("config", {}), man.get("metrics", {})
+        training[d.name] = {**{k: cfg.get(k) for k in ("reward", "beta", "learning_rate", "max_steps", "temperature",
+                                                        "repetition_weight", "novelty_weight", "judge_margin",
+                                                        "length_neutral", "normalize_rewards")},
+                            **{k: m.get(k) for k in ("reward_first", "reward_last", "kl_last", "completion_length_last",
+                                                     "s_per_step", "device")}}
     outs = {name: generate(path, test, max_new_tokens=128, batch_size=64) for name, path in policies}
     scorers = {"evaluator": RewardScorer(str(work / "evaluator")), "train_rm": RewardScorer(str(work / "rm"))}
     judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))
@@ -147,11 +161,11 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
     for name, o in outs.items():
         lens = [len(x) for x in o]
         row = {"policy": name, "n": len(o), "chars": round(sum(lens) / len(lens), 1),
-               "distinct_2": round(distinct_n(o, 2) or 0, 3), "repeats": round(repeat_rate(o) or 0, 3)}
+               "distinct_2": round(distinct_n(o, 2) or 0, 4), "repeats": round(repeat_rate(o) or 0, 3)}
         for k, v in scores[name].items():
             m, se = mean_se(v)
             row[k] = f"{m:.3f}±{se:.3f}"
-        if name not in ("base", "sft"):
+        if name in training:
             for k in ("evaluator", "judge"):
                 c = paired_comparison(scores[name][k], scores["sft"][k], lens, [len(x) for x in outs["sft"]])
                 z = c["gain_beyond_length"] / c["gain_se"] if c["gain_se"] else None
@@ -166,7 +180,7 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
     for name in outs:
         print(f"{name}: {outs[name][:3]}")
     if a.out:
-        Path(a.out).write_text(json.dumps({"rows": rows, "comparisons": result,
+        Path(a.out).write_text(json.dumps({"rows": rows, "comparisons": result, "training": training,
                                            "samples": {k: v[:10] for k, v in outs.items()}},
                                           ensure_ascii=False, indent=1, default=str), encoding="utf-8")
 

@@ -1,7 +1,7 @@
 """GRPO's reward shaping: a reward cannot be bought with length, rewards of different units share a
-scale, and repeating a phrase costs (training/rewards.py)."""
+scale, repeating a phrase costs, and a phrase other prompts' completions use pays less (training/rewards.py)."""
 
-from training.rewards import LengthNeutral, RepetitionPenalty, within_group_slope
+from training.rewards import BatchNovelty, LengthNeutral, RepetitionPenalty, within_group_slope
 
 
 def _batch():
@@ -59,3 +59,35 @@ def test_within_group_slope_ignores_differences_between_prompts():
 def test_repeating_a_phrase_costs_at_least_one_unit():
     pen = RepetitionPenalty()(["p", "p"], ["如星辰般闪耀，如星辰般闪耀", "愿你前程似锦，万事顺意"])
     assert pen[0] <= -1.0 and pen[1] == 0.0
+
+
+def test_novelty_pays_for_bigrams_no_other_prompt_uses_and_ignores_the_own_group():
+    prompts = ["写给妈妈", "写给妈妈", "写给老师", "写给老师"]
+    completions = ["前程似锦", "春风化雨", "前程似锦", "桃李满园"]
+    out = BatchNovelty()(prompts, completions)
+    assert out[0] == 0.0 and out[2] == 0.0  # both use a stock phrase another prompt's rollout uses
+    assert out[1] == 1.0 and out[3] == 1.0
+    # the same prompt's rollouts sharing a phrase is not penalised (they are each other's baseline)
+    same = BatchNovelty()(["写给妈妈"] * 2 + ["写给老师"], ["前程似锦", "前程似锦啊", "桃李满园"])
+    assert same[:2] == [1.0, 1.0]
+
+
+def test_novelty_is_a_share_and_empty_completions_score_zero():
+    out = BatchNovelty()(["a", "b"], ["祝您健康快乐", "祝您平安"])
+    assert abs(out[0] - 4 / 5) < 1e-9  # of 祝您 您健 健康 康快 快乐 only 祝您 is used by the other prompt
+    assert abs(out[1] - 2 / 3) < 1e-9
+    assert BatchNovelty()(["a", "b"], ["", "祝您"]) == [0.0, 1.0]
+
+
+def test_the_novelty_reward_joins_grpo_only_when_weighted(monkeypatch):
+    import training.rewards as rewards
+    from training.config import GRPORunConfig
+    from training.grpo import reward_functions
+
+    monkeypatch.setattr(rewards, "RewardModelReward", lambda path: (lambda p, c, **_: [0.0] * len(c)))
+    cfg = dict(base_model="m", output_dir="o", prompts_file="p.jsonl", reward="reward_model", reward_model="rm")
+    funcs, weights = reward_functions(GRPORunConfig(**cfg))
+    assert not any(isinstance(getattr(f, "func", f), BatchNovelty) for f in funcs)
+    funcs, weights = reward_functions(GRPORunConfig(**cfg, novelty_weight=0.5))
+    novelty = [(f, w) for f, w in zip(funcs, weights, strict=True) if isinstance(getattr(f, "func", f), BatchNovelty)]
+    assert len(novelty) == 1 and novelty[0][1] == 0.5 and isinstance(novelty[0][0], LengthNeutral)

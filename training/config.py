@@ -137,6 +137,9 @@ class GRPORunConfig(RunConfig):
     reward_weights: dict[str, float] = Field(default_factory=lambda: {"reward_model": 1.0, "judge": 1.0})
     repetition_weight: float = Field(default=1.0, description="weight of the repetition penalty (minus 1 and the share "
                                      "of characters in repeated phrases, for a completion that repeats a phrase); 0 = off")
+    novelty_weight: float = Field(default=0.0, description="weight of the batch-novelty reward (share of a "
+                                  "completion's character bigrams that no other prompt's completion in the batch "
+                                  "uses; shaped like the other rewards); 0 = off")
     judge_margin: bool = Field(default=True, description="judge reward = log P(是)/P(否) instead of P(是), which "
                                "saturates at 1 once the policy is good")
     length_neutral: bool = Field(default=True, description="remove each reward's within-prompt linear trend on "

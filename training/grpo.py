@@ -73,6 +73,11 @@ def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
         runtime = LLMRuntime(backend, judge_call_log(cfg))
         funcs.append(shaped(JudgeReward(runtime, cfg.judge_principles, margin=cfg.judge_margin)))
         weights.append(cfg.reward_weights.get("judge", 1.0))
+    if cfg.novelty_weight:
+        from training.rewards import BatchNovelty
+
+        funcs.append(shaped(BatchNovelty()))
+        weights.append(cfg.novelty_weight)
     if cfg.repetition_weight:
         from training.rewards import RepetitionPenalty
 

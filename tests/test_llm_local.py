@@ -62,6 +62,25 @@ def test_greedy_is_deterministic(tiny_model_dir):
     assert [g.text for g in backend.generate(reqs)] == [g.text for g in backend.generate(reqs)]
 
 
+def test_requests_sharing_a_system_message_generate_what_they_generate_alone(tiny_model_dir):
+    """The shared-prefix cache is an optimisation only: two agents' instructions (two groups, mixed in
+    one batch, suffixes of different lengths) give each request the text it gets on its own."""
+    backend = LocalBackend(str(tiny_model_dir), batch_size=8, progress=False)
+    systems = ["你是祝福语评审的正方。" * 6, "你是祝福语评审的反方，请指出问题。" * 5]
+    reqs = [ChatRequest(messages=[{"role": "system", "content": systems[i % 2]},
+                                  {"role": "user", "content": "请评价：" + "祝你生日快乐" * (1 + i)}],
+                        sampling=Sampling(seed=i, max_new_tokens=16, temperature=0.9 if i % 3 else 0.0),
+                        item=f"i{i}") for i in range(6)]
+    built = []
+    batch_cache = backend._batch_cache
+    backend._batch_cache = lambda *a: built.append(a[2]) or batch_cache(*a)
+    together = backend.generate(reqs)
+    assert built and all(w >= 16 for w in built[0])  # the shared path ran, for both groups
+    alone = [backend.generate([r])[0] for r in reqs]
+    assert [g.text for g in together] == [g.text for g in alone]
+    assert backend._prefixes == {}  # caches do not outlive the call
+
+
 def test_nested_schema_output_is_valid_every_time_on_a_tiny_model(tiny_model_dir):
     rt = LLMRuntime(LocalBackend(str(tiny_model_dir), batch_size=4, progress=False))
     results = rt.structured(_reqs(8, max_new_tokens=300), AsciiDebate)

@@ -170,6 +170,7 @@ class LocalBackend:
         self._grammar_compiler = None
         self._grammar_cache: dict[str, Any] = {}
         self._cache_arg: str | None = None
+        self._prefixes: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     # ------------------------------------------------------------------ loading
 
@@ -214,21 +215,73 @@ class LocalBackend:
         return tok(text)["input_ids"]
 
     def generate(self, requests: list[ChatRequest]) -> list[Generation]:
+        """Batched generation. Requests that share a system message (an agent's instructions: hundreds
+        of tokens of Chinese) share its key/value cache: it is computed once per distinct message and
+        every batch runs only its rows' own suffixes, so a batch can mix agents (both debate sides)."""
         model, tok = self.load()
         encoded = [self._prompt_ids(tok, r) for r in requests]
-        # Sort by prompt length so each batch pads little; answers go back in request order.
-        order = sorted(range(len(requests)), key=lambda i: len(encoded[i]))
+        prefix_len = self._shared_prefixes(model, requests, encoded)
+        # Sort by the length each row still has to run, so each batch pads little; answers go back in request order.
+        order = sorted(range(len(requests)), key=lambda i: len(encoded[i]) - prefix_len[i])
         results: list[Generation | None] = [None] * len(requests)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         bar = tqdm(total=len(requests), desc=f"generate ({self.model_id})", unit="req",
                    disable=not self.progress, leave=False)
         for batch in batches:
-            for i, gen in zip(batch, self._generate_batch(model, tok, [requests[i] for i in batch],
-                                                          [encoded[i] for i in batch]), strict=True):
+            gens = self._generate_batch(model, tok, [requests[i] for i in batch], [encoded[i] for i in batch],
+                                        [prefix_len[i] for i in batch])
+            for i, gen in zip(batch, gens, strict=True):
                 results[i] = gen
             bar.update(len(batch))
         bar.close()
+        self._prefixes.clear()
         return results  # type: ignore[return-value]
+
+    def _shared_prefixes(self, model: Any, requests: list[ChatRequest], encoded: list[list[int]]) -> list[int]:
+        """Per request, how many leading tokens come from a cached prefix (0 = none): one cache per system
+        message that two or more requests share, filled into ``self._prefixes`` (tokens -> layer tensors)."""
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            if r.messages and r.messages[0]["role"] == "system":
+                groups.setdefault(r.messages[0]["content"], []).append(i)
+        out = [0] * len(requests)
+        for members in groups.values():
+            prefix = _common_prefix([encoded[i] for i in members])
+            if len(members) < 2 or len(prefix) < 16:
+                continue
+            layers = self._prefix_layers(model, prefix)
+            if layers is None:  # a transformers whose cache this code cannot read: no sharing
+                return [0] * len(requests)
+            self._prefixes[tuple(prefix)] = layers
+            for i in members:
+                out[i] = len(prefix)
+        return out
+
+    @torch.inference_mode()
+    def _prefix_layers(self, model: Any, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        cache = self._prefix_cache(model, prefix)
+        layers = getattr(cache, "layers", None)
+        if not layers or any(getattr(x, "keys", None) is None for x in layers):
+            return None
+        return [(x.keys, x.values) for x in layers]
+
+    def _batch_cache(self, model: Any, rows: list[list[int]], widths: list[int]) -> tuple[Any, int]:
+        """A cache for a batch whose row i starts with a cached prefix of ``widths[i]`` tokens, left-padded
+        to the longest (the padding is masked out; positions follow from the attention mask)."""
+        from transformers import DynamicCache
+
+        width = max(widths)
+        per_row = [self._prefixes[tuple(r[:w])] for r, w in zip(rows, widths, strict=True)]
+        cache = DynamicCache()
+        for layer in range(len(per_row[0])):
+            ks, vs = [], []
+            for w, layers in zip(widths, per_row, strict=True):
+                k, v = layers[layer]
+                pad = (0, 0, width - w, 0)  # left-pad the sequence dimension of [1, heads, seq, dim]
+                ks.append(torch.nn.functional.pad(k, pad))
+                vs.append(torch.nn.functional.pad(v, pad))
+            cache.update(torch.cat(ks), torch.cat(vs), layer)
+        return cache, width
 
     def label_token_ids(self, labels: tuple[str, str]) -> tuple[int, int]:
         """The first token of each answer (for 是/否 a single token in SmolLM2's vocabulary)."""
@@ -309,11 +362,28 @@ class LocalBackend:
         return list(zip(logp[rows, pos].tolist(), logp[rows, neg].tolist(), strict=True))
 
     @torch.inference_mode()
-    def _generate_batch(self, model: Any, tok: Any, reqs: list[ChatRequest], ids: list[list[int]]) -> list[Generation]:
-        width = max(len(x) for x in ids)
+    def _generate_batch(self, model: Any, tok: Any, reqs: list[ChatRequest], ids: list[list[int]],
+                        prefix_len: list[int] | None = None) -> list[Generation]:
         pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
-        attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        cached = [w if w and tuple(x[:w]) in self._prefixes else 0 for x, w in zip(ids, prefix_len or [0] * len(ids),
+                                                                                  strict=True)]
+        kwargs: dict[str, Any] = {}
+        if all(cached):
+            # [pad…, prefix | pad…, suffix]: the cache holds the left part, the model runs the right one
+            cache, head = self._batch_cache(model, ids, cached)
+            tail = max(len(x) - w for x, w in zip(ids, cached, strict=True))
+            rows = [[pad] * (head - w) + x[:w] + [pad] * (tail - (len(x) - w)) + x[w:] for x, w in zip(ids, cached,
+                                                                                                       strict=True)]
+            masks = [[0] * (head - w) + [1] * w + [0] * (tail - (len(x) - w)) + [1] * (len(x) - w)
+                     for x, w in zip(ids, cached, strict=True)]
+            kwargs[self._cache_kwarg(model)] = cache
+        else:
+            tail = max(len(x) for x in ids)
+            rows = [[pad] * (tail - len(x)) + x for x in ids]
+            masks = [[0] * (tail - len(x)) + [1] * len(x) for x in ids]
+        input_ids = torch.tensor(rows, device=self.device)
+        attention = torch.tensor(masks, device=self.device)
+        width = input_ids.shape[1]
         loops = _Degenerate(width)
         processors: list[LogitsProcessor] = []
         if any(r.json_schema for r in reqs):
@@ -330,6 +400,7 @@ class LocalBackend:
             stopping_criteria=StoppingCriteriaList([loops]),
             pad_token_id=pad,
             eos_token_id=tok.eos_token_id,
+            **kwargs,
             temperature=None,
             top_p=None,
             top_k=None,

@@ -85,6 +85,10 @@ def main() -> int:
     p.add_argument("--tag", default="", help="suffix of this variant's GRPO artifacts (grpo_rm_<tag>, ...)")
     p.add_argument("--skip-base", action="store_true", help="eval: leave the base model out")
     p.add_argument("--temperature", type=float, default=1.0, help="rollout sampling temperature")
+    p.add_argument("--seed", type=int, default=0, help="GRPO seed (rollout sampling, prompt order)")
+    p.add_argument("--repetition-length-neutral", type=int, choices=(0, 1), default=None,
+                   help="1: remove the repetition penalty's within-prompt length trend too "
+                        "(training.grpo.REPETITION_LENGTH_NEUTRAL); default: training/grpo.py's setting")
     p.add_argument("--raw-rewards", action="store_true",
                    help="GRPO on unshaped rewards (no length neutralisation, no common scale); stages get _raw")
     p.add_argument("--eval-prompts", type=int, default=256)
@@ -110,6 +114,8 @@ def main() -> int:
                                    eval_labels_file=str(f["labels"]), eval_pairs_file=str(f["dev"]),
                                    eval_principles=list(INITIAL_S_D), principle_ablations=False, num_epochs=2,
                                    pairwise_weight=1.0, logging_steps=50), r)
+    if a.repetition_length_neutral is not None:
+        grpo.REPETITION_LENGTH_NEUTRAL = bool(a.repetition_length_neutral)
     suffix = ("_raw" if a.raw_rewards else "") + (f"_{a.tag}" if a.tag else "")
     for stage, reward in (("grpo_rm", "reward_model"), ("grpo_judge", "judge"), ("grpo_weighted", "weighted")):
         if stage in a.stages and not done(work / (stage + suffix)):
@@ -119,7 +125,7 @@ def main() -> int:
                 judge_principles=list(INITIAL_S_D), max_steps=a.grpo_steps, batch_size=64, num_generations=4,
                 max_completion_length=128, learning_rate=a.grpo_lr, beta=a.beta, logging_steps=5,
                 repetition_weight=a.repetition_weight, novelty_weight=a.novelty_weight, length_neutral=not a.raw_rewards, temperature=a.temperature,
-                normalize_rewards=not a.raw_rewards, use_vllm=False), r)
+                normalize_rewards=not a.raw_rewards, use_vllm=False, seed=a.seed), r)
             print(json.dumps({stage: {k: v for k, v in m.items() if k not in ("before", "after")}}, default=str))
     if "eval" in a.stages:
         evaluate(a, work, f)
@@ -145,8 +151,9 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
         cfg, m = man.get("config", {}), man.get("metrics", {})
         training[d.name] = {**{k: cfg.get(k) for k in ("reward", "beta", "learning_rate", "max_steps", "temperature",
                                                         "repetition_weight", "novelty_weight", "judge_margin",
-                                                        "length_neutral", "normalize_rewards")},
-                            **{k: m.get(k) for k in ("reward_first", "reward_last", "kl_last", "completion_length_last",
+                                                        "length_neutral", "normalize_rewards", "seed")},
+                            **{k: m.get(k) for k in ("repetition_length_neutral", "reward_first", "reward_last",
+                                                     "kl_last", "completion_length_last",
                                                      "s_per_step", "device")}}
     outs = {name: generate(path, test, max_new_tokens=128, batch_size=64) for name, path in policies}
     scorers = {"evaluator": RewardScorer(str(work / "evaluator")), "train_rm": RewardScorer(str(work / "rm"))}

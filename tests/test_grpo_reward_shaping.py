@@ -91,3 +91,37 @@ def test_the_novelty_reward_joins_grpo_only_when_weighted(monkeypatch):
     funcs, weights = reward_functions(GRPORunConfig(**cfg, novelty_weight=0.5))
     novelty = [(f, w) for f, w in zip(funcs, weights, strict=True) if isinstance(getattr(f, "func", f), BatchNovelty)]
     assert len(novelty) == 1 and novelty[0][1] == 0.5 and isinstance(novelty[0][0], LengthNeutral)
+
+
+def test_the_penalty_charges_every_completion_the_eval_metric_calls_repetitive():
+    from training.metrics import repeat_rate, repeated_share
+
+    text = "祝你：好\n祝你：好"  # the repeated phrase holds a colon: repeat_rate counts it, repeated_share does not
+    assert repeat_rate([text]) == 1.0 and repeated_share(text) == 0.0
+    assert RepetitionPenalty()(["p"], [text]) == [-1.0]
+
+
+def test_a_length_neutral_repetition_penalty_does_not_pay_for_being_short(monkeypatch):
+    import training.grpo as grpo
+    import training.rewards as rewards
+    from training.config import GRPORunConfig
+
+    monkeypatch.setattr(rewards, "RewardModelReward", lambda path: (lambda p, c, **_: [0.0] * len(c)))
+    cfg = GRPORunConfig(base_model="m", output_dir="o", prompts_file="p.jsonl", reward="reward_model", reward_model="rm")
+    monkeypatch.setattr(grpo, "REPETITION_LENGTH_NEUTRAL", False)
+    funcs, _ = grpo.reward_functions(cfg)
+    assert isinstance(funcs[-1], RepetitionPenalty)
+    monkeypatch.setattr(grpo, "REPETITION_LENGTH_NEUTRAL", True)
+    funcs, _ = grpo.reward_functions(cfg)
+    pen = funcs[-1]
+    assert isinstance(pen, LengthNeutral) and isinstance(pen.func, RepetitionPenalty) and not pen.scale
+    # the longer completions repeat; at equal length, the repeating one still pays
+    prompts = ["写给妈妈"] * 4
+    completions = ["祝您健康", "愿您平安", "祝您健康长寿，祝您健康长寿", "愿您平安喜乐，岁岁年年长寿"]
+    out = pen(prompts, completions)
+    assert out[2] < out[3]
+    raw = RepetitionPenalty()(prompts, completions)
+    assert sum(out[:2]) / 2 < sum(raw[:2]) / 2  # short ones are no longer better off merely for being short
+    assert abs(within_group_slope(out, [len(c) for c in completions], {"a": [0, 1, 2, 3]})) < 1e-9
+    # without length neutralisation of the rewards, the penalty stays plain as well
+    assert isinstance(grpo.reward_functions(cfg.model_copy(update={"length_neutral": False}))[0][-1], RepetitionPenalty)

@@ -71,15 +71,21 @@ class RepetitionPenalty:
     ``repeated_share``): GRPO found that repeating a phrase the reward likes (如星辰般闪耀，如星辰般闪耀)
     pleases both the reward model and the judge (bench/RESULTS.md). The share alone cost a typical
     repeat (8 of 60 characters) 0.13 — too little against a reward model's spread — hence the fixed part (in
-    ``LengthNeutral``'s units, one typical within-prompt reward difference)."""
+    ``LengthNeutral``'s units, one typical within-prompt reward difference).
+
+    "Repeats a phrase" is the union of what ``repeated_share`` counts and what the evaluation's
+    ``training.metrics.repeat_rate`` counts (their punctuation sets differ: a repeated 4-character
+    phrase with a newline, colon or quote in it counts for the metric), so every completion the metric
+    would call repetitive pays the fixed part."""
 
     __name__ = "repetition_penalty"
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
-        from training.metrics import repeated_share
+        from training.metrics import repeat_rate, repeated_share
 
-        shares = [repeated_share(message_text(c)) for c in completions]
-        return [-(1.0 + s) if s > 0 else 0.0 for s in shares]
+        texts = [message_text(c) for c in completions]
+        shares = [repeated_share(t) for t in texts]
+        return [-(1.0 + s) if s > 0 or repeat_rate([t]) else 0.0 for s, t in zip(shares, texts, strict=True)]
 
 
 class BatchNovelty:

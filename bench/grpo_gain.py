@@ -12,7 +12,8 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   grpo_judge GRPO from SFT, reward = the judge's P(是) under the initial S_D
   grpo_weighted  GRPO from SFT, reward = reward model + judge (each length-neutral, on one scale)
   Rewards are shaped as training/grpo.py does by default (LengthNeutral: no within-prompt length
-  trend, one scale; repetition penalty); ``--raw-rewards`` turns the shaping off (suffix ``_raw``);
+  trend, one scale; repetition penalty, its length trend removed too); ``--raw-rewards`` turns the
+  shaping off (suffix ``_raw``). Defaults: 60 steps, lr 5e-6, β 0.04, rollouts at T 0.7;
   ``--tag T`` gives a variant's GRPO stages their own artifacts (grpo_rm_T, ...), so variants coexist.
   eval       base, SFT and each GRPO policy in --work (every complete grpo_* artifact) write one greeting per held-out test prompt (greedy); the
              evaluator, the training RM and the judge score them; each policy against SFT prompt by
@@ -78,13 +79,15 @@ def main() -> int:
                    default=["sft", "rm", "evaluator", "judge", "grpo_rm", "grpo_judge", "grpo_weighted", "eval"])
     p.add_argument("--grpo-steps", type=int, default=60)
     p.add_argument("--grpo-lr", type=float, default=5e-6)
-    p.add_argument("--beta", type=float, default=0.01)
+    p.add_argument("--beta", type=float, default=0.04, help="KL coefficient (0.04: bench/RESULTS.md, issue 11)")
     p.add_argument("--repetition-weight", type=float, default=1.0)
     p.add_argument("--novelty-weight", type=float, default=0.0,
                    help="weight of the batch-novelty reward (training.rewards.BatchNovelty); 0 = off")
     p.add_argument("--tag", default="", help="suffix of this variant's GRPO artifacts (grpo_rm_<tag>, ...)")
     p.add_argument("--skip-base", action="store_true", help="eval: leave the base model out")
-    p.add_argument("--temperature", type=float, default=1.0, help="rollout sampling temperature")
+    p.add_argument("--temperature", type=float, default=0.7,
+                   help="rollout sampling temperature (0.7: the repetition penalty then sees the repeats greedy "
+                        "decoding makes; bench/RESULTS.md, issue 11)")
     p.add_argument("--seed", type=int, default=0, help="GRPO seed (rollout sampling, prompt order)")
     p.add_argument("--repetition-length-neutral", type=int, choices=(0, 1), default=None,
                    help="1: remove the repetition penalty's within-prompt length trend too "

@@ -301,8 +301,8 @@ class GRPOPolicyConfig(TrainConfig):
     batch_size: int = Field(default=4, description="completions per step (prompts × num_generations)")
     num_generations: int = 2
     max_completion_length: int = 48
-    beta: float = 0.001
-    temperature: float = 1.0
+    beta: float = Field(default=0.04, description="KL coefficient (training.config.GRPORunConfig: why)")
+    temperature: float = Field(default=0.7, description="rollout sampling temperature")
     max_prompts: int = Field(default=64, description="training prompts (0 = all)")
     heldout_fraction: float = Field(default=0.1, description="prompts kept for policy_evaluation")
     use_vllm: bool | None = None

@@ -89,9 +89,9 @@ def main() -> int:
                    help="rollout sampling temperature (0.7: the repetition penalty then sees the repeats greedy "
                         "decoding makes; bench/RESULTS.md, issue 11)")
     p.add_argument("--seed", type=int, default=0, help="GRPO seed (rollout sampling, prompt order)")
-    p.add_argument("--repetition-length-neutral", type=int, choices=(0, 1), default=None,
+    p.add_argument("--repetition-length-neutral", type=int, choices=(0, 1), default=1,
                    help="1: remove the repetition penalty's within-prompt length trend too "
-                        "(training.grpo.REPETITION_LENGTH_NEUTRAL); default: training/grpo.py's setting")
+                        "(GRPORunConfig.repetition_length_neutral)")
     p.add_argument("--raw-rewards", action="store_true",
                    help="GRPO on unshaped rewards (no length neutralisation, no common scale); stages get _raw")
     p.add_argument("--eval-prompts", type=int, default=256)
@@ -117,8 +117,6 @@ def main() -> int:
                                    eval_labels_file=str(f["labels"]), eval_pairs_file=str(f["dev"]),
                                    eval_principles=list(INITIAL_S_D), principle_ablations=False, num_epochs=2,
                                    pairwise_weight=1.0, logging_steps=50), r)
-    if a.repetition_length_neutral is not None:
-        grpo.REPETITION_LENGTH_NEUTRAL = bool(a.repetition_length_neutral)
     suffix = ("_raw" if a.raw_rewards else "") + (f"_{a.tag}" if a.tag else "")
     for stage, reward in (("grpo_rm", "reward_model"), ("grpo_judge", "judge"), ("grpo_weighted", "weighted")):
         if stage in a.stages and not done(work / (stage + suffix)):
@@ -127,7 +125,8 @@ def main() -> int:
                 reward=reward, reward_model=str(work / "rm"), judge_model=str(work / "judge"),
                 judge_principles=list(INITIAL_S_D), max_steps=a.grpo_steps, batch_size=64, num_generations=4,
                 max_completion_length=128, learning_rate=a.grpo_lr, beta=a.beta, logging_steps=5,
-                repetition_weight=a.repetition_weight, novelty_weight=a.novelty_weight, length_neutral=not a.raw_rewards, temperature=a.temperature,
+                repetition_weight=a.repetition_weight, novelty_weight=a.novelty_weight,
+                repetition_length_neutral=bool(a.repetition_length_neutral), length_neutral=not a.raw_rewards, temperature=a.temperature,
                 normalize_rewards=not a.raw_rewards, use_vllm=False, seed=a.seed), r)
             print(json.dumps({stage: {k: v for k, v in m.items() if k not in ("before", "after")}}, default=str))
     if "eval" in a.stages:

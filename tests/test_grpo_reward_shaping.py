@@ -108,11 +108,9 @@ def test_a_length_neutral_repetition_penalty_does_not_pay_for_being_short(monkey
 
     monkeypatch.setattr(rewards, "RewardModelReward", lambda path: (lambda p, c, **_: [0.0] * len(c)))
     cfg = GRPORunConfig(base_model="m", output_dir="o", prompts_file="p.jsonl", reward="reward_model", reward_model="rm")
-    monkeypatch.setattr(grpo, "REPETITION_LENGTH_NEUTRAL", False)
-    funcs, _ = grpo.reward_functions(cfg)
+    funcs, _ = grpo.reward_functions(cfg.model_copy(update={"repetition_length_neutral": False}))
     assert isinstance(funcs[-1], RepetitionPenalty)
-    monkeypatch.setattr(grpo, "REPETITION_LENGTH_NEUTRAL", True)
-    funcs, _ = grpo.reward_functions(cfg)
+    funcs, _ = grpo.reward_functions(cfg)  # the default
     pen = funcs[-1]
     assert isinstance(pen, LengthNeutral) and isinstance(pen.func, RepetitionPenalty) and not pen.scale
     # the longer completions repeat; at equal length, the repeating one still pays

@@ -82,20 +82,11 @@ def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
         from training.rewards import RepetitionPenalty
 
         rep = RepetitionPenalty()
-        if cfg.length_neutral and REPETITION_LENGTH_NEUTRAL:  # repeats cost, not the length that makes them likely
+        if cfg.length_neutral and cfg.repetition_length_neutral:  # repeats cost, not the length that makes them likely
             rep = LengthNeutral(rep, scale=False)
         funcs.append(rep)
         weights.append(cfg.repetition_weight)
     return funcs, weights
-
-
-# Remove the repetition penalty's within-prompt length trend too (with ``cfg.length_neutral``). Longer
-# completions repeat more often, so a plain penalty also pays for being short; at a low rollout
-# temperature, where the penalty sees repeats often, that made policies 10-15 characters shorter
-# (bench/RESULTS.md). With it, rollouts at T 0.7 and β 0.04 met every clause of issue 11's policy bar for
-# both rewards, two seeds each (bench/RESULTS.md, 2026-11-26, H200). A module setting, not a GRPORunConfig
-# field (recorded in the artifact's metrics as ``repetition_length_neutral``).
-REPETITION_LENGTH_NEUTRAL = True
 
 
 def use_vllm(cfg: GRPORunConfig) -> bool:
@@ -224,7 +215,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                "generation": mode, "graph_rollouts": trainer.graph_rollouts, "kernels": applied,
                "reward_first": logs[0].get("reward") if logs else None, "reward_last": logs[-1].get("reward") if logs else None,
                "kl_last": logs[-1].get("kl") if logs else None,
-               "repetition_length_neutral": bool(cfg.repetition_weight and cfg.length_neutral and REPETITION_LENGTH_NEUTRAL),
+               "repetition_length_neutral": bool(cfg.repetition_weight and cfg.length_neutral and cfg.repetition_length_neutral),
                "completion_length_last": logs[-1].get("completions/mean_length") if logs else None,
                "clipped_ratio_last": logs[-1].get("completions/clipped_ratio") if logs else None,
                "before": before, "after": after, "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}

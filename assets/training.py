@@ -357,8 +357,7 @@ def grpo_policy(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, war
                         reward_weights={"reward_model": config.reward_model_weight, "judge": config.judge_weight},
                         num_generations=config.num_generations, max_completion_length=config.max_completion_length,
                         beta=config.beta, temperature=config.temperature, use_vllm=config.use_vllm,
-                        generation=config.generation, **{**config.common(), **({"learning_rate": 1e-6}
-                                                                                if config.learning_rate is None else {})},
+                        generation=config.generation, **config.common(),
                         **kwargs)
     return _train(context, warehouse, training, pipes_client, kind="grpo", module="training.grpo", cfg=cfg,
                   base_id=base_id, data_files={"train": train}, snapshot=snap, lineage=lineage)

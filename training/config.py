@@ -157,7 +157,8 @@ class GRPORunConfig(RunConfig):
     # repeats that greedy decoding produces, so the penalty never saw them.
     temperature: float = Field(default=0.7, description="rollout sampling temperature")
     beta: float = Field(default=0.04, description="KL coefficient to the reference policy")
-    learning_rate: float = 1e-6
+    learning_rate: float = Field(default=5e-6, description="with fp32 master weights, 5e-6 moves a 135M policy in "
+                                 "60 steps of 64 completions; 1e-6 hardly did (bench/RESULTS.md)")
     max_steps: int = Field(default=40, description="-1: num_epochs passes over the prompts")
     batch_size: int = Field(default=64, description="completions per step (prompts × num_generations)")
     use_vllm: bool | None = Field(default=None, description="None: when vllm is importable and CUDA is present")

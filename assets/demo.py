@@ -112,13 +112,15 @@ def main() -> int:
     parser.add_argument("--eval-prompts", type=int, default=32, help="held-out prompts for policy_evaluation")
     args = parser.parse_args()
     # Small on purpose: the embedded default on a CPU. Full runs are Dagster run configs.
-    small_rm = {"max_steps": args.train_steps, "batch_size": 4, "max_eval_labels": 16}
+    # Two steps of two: every trainer runs end to end (data, steps, eval, artifact, registry) in seconds on a
+    # CPU, where each step's cost is its tokens; what the models learn in two steps is not the point here.
+    small_rm = {"max_steps": args.train_steps, "batch_size": 2, "max_eval_labels": 16}
     # Two exemplars instead of three: every Path A prompt is ~100 tokens shorter (CPU time is prefill).
     exemplars = {"k_final": 2}
     overrides = {
         "candidates": {"max_prompts": args.prompts, "k": args.k, "max_new_tokens": 64},
         "retrievals": exemplars,
-        "judge_model": {"max_steps": args.judge_steps, "batch_size": 4, "max_pairs": 8,
+        "judge_model": {"max_steps": args.judge_steps, "batch_size": 2, "max_pairs": 8,
                         "max_eval_labels": args.agreement_sample, "principle_ablations": False,
                         "rule_eval": False},
         "judge_principles": {"iterations": 1, "generated_per_iteration": 1, "real_per_iteration": 4,
@@ -127,7 +129,7 @@ def main() -> int:
         "judge_calibration": {"max_items": args.agreement_sample, **exemplars},
         "labeler_agreement": {"sample_size": args.agreement_sample, "ablations": False, **exemplars},
         "judge_agreement": {"sample_size": args.agreement_sample},
-        "sft_model": {"max_steps": args.train_steps, "batch_size": 4},
+        "sft_model": {"max_steps": args.train_steps, "batch_size": 2},
         "reward_model": small_rm,
         "evaluator_model": small_rm,
         # 40% of the 80 built-in prompts are held out, so the comparison has >= 32 prompts

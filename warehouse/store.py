@@ -19,6 +19,7 @@ from warehouse.config import WarehouseConfig
 from warehouse.connection import CATALOG, masked_errors, open_connection, with_retries, write_lock
 from warehouse.errors import WarehouseError
 from warehouse.migrations import LEDGER_SQL, MIGRATIONS
+from warehouse.readers import ReaderPool
 from warehouse.schema import (
     MODELS_BY_TABLE,
     Event,
@@ -94,26 +95,43 @@ class WriteBatch:
 
 
 class Warehouse:
-    """Handle on one DuckLake warehouse. Cheap to create; connections are opened per operation."""
+    """Handle on one DuckLake warehouse. Cheap to create; reads go through connections cached for
+    the life of the handle (:class:`~warehouse.readers.ReaderPool`), writes open their own."""
 
     def __init__(self, config: WarehouseConfig | None = None):
         self.config = config or WarehouseConfig.from_env()
         self._migrated = False
+        self.readers = ReaderPool(self.config)
+
+    def close(self) -> None:
+        """Close the cached read connections (a later read opens new ones)."""
+        self.readers.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "_migrated": self._migrated}  # connections do not travel
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])  # type: ignore[misc]
+        self._migrated = state["_migrated"]
 
     # ------------------------------------------------------------------ schema
 
     def _pending_migrations(self) -> bool:
-        """Whether a migration is not yet applied, asked over a read-only connection (no lock)."""
+        """Whether a migration is not yet applied, asked over the cached read connection (no lock)."""
         try:
-            con = open_connection(self.config, read_only=True)
+            con = self.readers.cursor()
         except WarehouseError:
             return True  # no catalog yet
         try:
             done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
         except duckdb.Error:
             return True  # no ledger yet
-        finally:
-            con.close()
         return any(m.version not in done for m in MIGRATIONS)
 
     def migrate(self) -> list[int]:
@@ -291,7 +309,8 @@ class Warehouse:
     # ------------------------------------------------------------------ reads
 
     def connect(self, *, as_of: int | None = None, sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
-        """A read-only connection (optionally at snapshot ``as_of``); close it when done.
+        """A new read-only connection (optionally at snapshot ``as_of``) of your own; close it when
+        done. :meth:`sql` reuses cached ones instead.
 
         ``sandboxed``: it can read the lake and no other file, load no extension and change no
         setting — for SQL typed by a user (the CLI).
@@ -301,14 +320,23 @@ class Warehouse:
 
     def sql(self, query: str, params: Sequence[Any] | None = None, *, as_of: int | None = None,
             sandboxed: bool = False) -> pl.DataFrame:
-        """Run a read query; ``as_of`` reads the whole warehouse as of that snapshot; ``sandboxed``
-        as in :meth:`connect`."""
-        con = self.connect(as_of=as_of, sandboxed=sandboxed)
-        try:
-            with masked_errors(self.config):
-                return with_retries(lambda: con.execute(query, params or []).pl())
-        finally:
-            con.close()
+        """Run a read query on this thread's cached connection; ``as_of`` reads the whole warehouse
+        as of that snapshot; ``sandboxed`` as in :meth:`connect`."""
+        self._ensure_schema()
+
+        def run() -> pl.DataFrame:
+            con = self.readers.cursor(as_of=as_of, sandboxed=sandboxed)
+            try:
+                return con.execute(query, params or []).pl()  # fetched whole: no transaction left open
+            except duckdb.FatalException:
+                self.readers.discard(as_of=as_of, sandboxed=sandboxed)  # invalidated: reopen on retry
+                raise
+
+        with masked_errors(self.config):
+            try:
+                return with_retries(run)
+            except duckdb.FatalException:
+                return run()
 
     def count(self, table: str) -> int:
         return int(self.sql(f"SELECT count(*) AS n FROM {table}")["n"][0])

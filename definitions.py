@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import agreement, ingest, judging, path_a, path_b, policy_eval, training
+from assets import agreement, ingest, judging, maintenance, path_a, path_b, policy_eval, training
 from resources import (
     DatasetsResource,
     EmbedderResource,
@@ -25,7 +25,8 @@ from sensors.retraining import (
     reward_signal_sensor,
 )
 
-all_assets = dg.load_assets_from_modules([ingest, judging, path_a, path_b, agreement, training, policy_eval])
+all_assets = dg.load_assets_from_modules(
+    [ingest, judging, path_a, path_b, agreement, training, policy_eval, maintenance])
 
 seed_data_job = dg.define_asset_job(
     "seed_data_job",
@@ -49,5 +50,6 @@ defs = dg.Definitions(
         "retraining": RetrainingPolicy(),
     },
     sensors=[inbox_sensor, preference_data_sensor, reward_signal_sensor],
-    jobs=[seed_data_job, reward_model_job, grpo_job],
+    jobs=[seed_data_job, reward_model_job, grpo_job, maintenance.warehouse_maintenance_job],
+    schedules=[maintenance.warehouse_maintenance_schedule],
 )

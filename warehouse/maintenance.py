@@ -1,0 +1,134 @@
+"""Keeping the lake tidy: merge small files, expire old snapshots, delete files nothing needs.
+
+Every materialization is a snapshot and writes its own small Parquet files, so a long-lived
+warehouse accumulates thousands of both. :func:`maintain` runs DuckLake's own maintenance
+functions (ducklake extension 1.4.4.20260205; signatures read from ``duckdb_functions()``):
+
+* ``ducklake_merge_adjacent_files(catalog)`` — one file where there were many; the merged file
+  remembers which snapshot added which rows, so time travel and change feeds are unchanged;
+* ``ducklake_expire_snapshots(catalog, versions => [...])`` — snapshots older than the retention,
+  except the lineage ones: every snapshot a registered model was trained on
+  (``models.input_snapshots``) or an evaluation read its labels at (``calibrations.snapshot``)
+  stays readable with ``AT (VERSION => n)`` / ``as_of``;
+* ``ducklake_cleanup_old_files`` / ``ducklake_delete_orphaned_files(catalog, older_than => …)`` —
+  delete the files merged away or only expired snapshots used, and files no snapshot knows
+  (aborted writes), once they are older than a grace period: a read that started before the
+  merge may still be scanning them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+
+from warehouse.connection import CATALOG, masked_errors, open_connection, with_retries, write_lock
+from warehouse.store import Warehouse
+
+_META = f"__ducklake_metadata_{CATALOG}"  # the catalog database DuckLake attaches beside the lake
+
+# Where lineage points at snapshots: table -> SQL over all its rows (corrections included) that
+# yields the snapshot ids. Add a row here when a new table records a snapshot it read.
+LINEAGE_SNAPSHOTS: dict[str, str] = {
+    "models": "SELECT TRY_CAST(unnest(json_extract(input_snapshots, '$.*')) AS BIGINT) FROM models",
+    "calibrations": "SELECT snapshot FROM calibrations",
+}
+
+
+@dataclass(frozen=True)
+class MaintenancePolicy:
+    snapshot_retention: dt.timedelta = dt.timedelta(days=7)
+    # Files scheduled for deletion (or orphaned) are deleted once older than this.
+    file_grace: dt.timedelta = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class FileStats:
+    live_files: int  # data files the current snapshot reads
+    tracked_files: int  # data + delete files some snapshot still reads
+    tracked_bytes: int
+    scheduled_files: int  # no longer read, waiting for the grace period to pass
+    snapshots: int
+    disk_files: int | None  # Parquet files under the data path (embedded lake only)
+    disk_bytes: int | None
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    before: FileStats
+    after: FileStats
+    expired_snapshots: list[int]
+    pinned_snapshots: list[int]  # lineage snapshots older than the retention, kept
+    deleted_files: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def lineage_snapshots(con: duckdb.DuckDBPyConnection) -> set[int]:
+    """Every snapshot id a registered model or evaluation points to."""
+    pinned: set[int] = set()
+    for sql in LINEAGE_SNAPSHOTS.values():
+        pinned.update(int(v) for (v,) in con.execute(sql).fetchall() if v is not None)
+    return pinned
+
+
+def file_stats(con: duckdb.DuckDBPyConnection, data_path: str, *, local: bool) -> FileStats:
+    live, tracked, tracked_bytes = con.execute(
+        f"SELECT count(*) FILTER (WHERE end_snapshot IS NULL), count(*), coalesce(sum(file_size_bytes), 0) "
+        f"FROM {_META}.ducklake_data_file").fetchone()
+    deletes, delete_bytes = con.execute(
+        f"SELECT count(*), coalesce(sum(file_size_bytes), 0) FROM {_META}.ducklake_delete_file").fetchone()
+    (scheduled,) = con.execute(f"SELECT count(*) FROM {_META}.ducklake_files_scheduled_for_deletion").fetchone()
+    (snapshots,) = con.execute(f"SELECT count(*) FROM ducklake_snapshots('{CATALOG}')").fetchone()
+    disk_files = disk_bytes = None
+    if local:
+        paths = [p for p in Path(data_path).rglob("*.parquet") if p.is_file()]
+        disk_files, disk_bytes = len(paths), sum(p.stat().st_size for p in paths)
+    return FileStats(int(live), int(tracked + deletes), int(tracked_bytes + delete_bytes), int(scheduled),
+                     int(snapshots), disk_files, disk_bytes)
+
+
+def expirable_snapshots(con: duckdb.DuckDBPyConnection, cutoff: dt.datetime, pinned: set[int]) -> list[int]:
+    """Snapshots committed before ``cutoff``, except ``pinned`` ones and the current one."""
+    rows = con.execute(
+        f"SELECT snapshot_id FROM ducklake_snapshots('{CATALOG}') WHERE snapshot_time < ? "
+        f"AND snapshot_id < (SELECT max(snapshot_id) FROM ducklake_snapshots('{CATALOG}')) ORDER BY snapshot_id",
+        [cutoff]).fetchall()
+    return [int(s) for (s,) in rows if int(s) not in pinned]
+
+
+def maintain(wh: Warehouse, policy: MaintenancePolicy | None = None) -> MaintenanceReport:
+    """Merge, expire and clean up as described in the module docstring; one writer at a time."""
+    policy = policy or MaintenancePolicy()
+    wh.migrate()
+    now = dt.datetime.now(dt.UTC)
+    cutoff, grace_cutoff = now - policy.snapshot_retention, now - policy.file_grace
+    local = wh.config.is_local()
+    with masked_errors(wh.config), write_lock(wh.config):
+        con = open_connection(wh.config)
+        try:
+            before = file_stats(con, wh.config.data_path, local=local)
+            with_retries(lambda: con.execute(f"CALL ducklake_merge_adjacent_files('{CATALOG}')").fetchall())
+            pinned = lineage_snapshots(con)
+            expired = expirable_snapshots(con, cutoff, pinned)
+            if expired:
+                with_retries(lambda: con.execute(
+                    f"CALL ducklake_expire_snapshots('{CATALOG}', versions => ?::UBIGINT[])", [expired]).fetchall())
+            deleted = 0
+            for fn in ("ducklake_cleanup_old_files", "ducklake_delete_orphaned_files"):
+                deleted += len(with_retries(lambda fn=fn: con.execute(
+                    f"CALL {fn}('{CATALOG}', older_than => ?::TIMESTAMPTZ)", [grace_cutoff]).fetchall()))
+            old_pins = sorted(pinned & set(_snapshots_before(con, cutoff)))
+            after = file_stats(con, wh.config.data_path, local=local)
+        finally:
+            con.close()
+    wh.readers.forget_snapshots()  # a connection pinned to an expired snapshot cannot read any more
+    return MaintenanceReport(before, after, expired, old_pins, deleted)
+
+
+def _snapshots_before(con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> list[int]:
+    rows = con.execute(f"SELECT snapshot_id FROM ducklake_snapshots('{CATALOG}') WHERE snapshot_time < ?", [cutoff])
+    return [int(s) for (s,) in rows.fetchall()]

@@ -1,0 +1,144 @@
+"""The event store at scale (issue 15): commits, reads and maintenance through the Warehouse API.
+
+    python -m bench.warehouse_scale --rows 1000000           # 100 commits of 10k verdicts
+    python -m bench.warehouse_scale --rows 100000 --repeats 10 --out /tmp/scale.json
+
+Commits ``--rows`` ``verdicts`` events in commits of ``--batch`` through ``Warehouse.append`` (one
+snapshot each; ``--corrections`` of every commit after the first re-judges earlier candidates, so
+``verdicts_latest`` has superseded rows to drop), then times reads through ``Warehouse.sql`` on a
+warm instance: ``SELECT 1``, a label aggregate over the raw table and over ``verdicts_latest``, a
+time-travel read and a change feed, beside DuckDB on the raw Parquet files (the anchor: the same
+aggregates, no catalog). Then it registers a model trained on the mid snapshot, runs maintenance
+(retention 0, no grace: every snapshot but that lineage one and the current one expires) and times
+the reads again. Prints one table; ``--out`` writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+from tabulate import tabulate
+
+from warehouse import Warehouse, WarehouseConfig
+from warehouse.maintenance import MaintenancePolicy, maintain
+from warehouse.schema import ModelRow, VerdictRow
+
+LABELS = "SELECT label, count(*) AS n FROM {src} GROUP BY label ORDER BY label"
+LATEST = "QUALIFY row_number() OVER (PARTITION BY key ORDER BY created_at DESC, id) = 1"
+
+
+def _verdicts(commit: int, batch: int, corrections: float, rng: random.Random) -> list[VerdictRow]:
+    fresh = batch if commit == 0 else batch - int(batch * corrections)
+    ids = [f"cand-{commit}-{i}" for i in range(fresh)]
+    ids += [f"cand-{rng.randrange(commit)}-{rng.randrange(fresh)}" for _ in range(batch - fresh)]  # re-judged
+    return [VerdictRow(candidate_id=c, stage="judge", label=int(s >= 0.5), reason=f"理由 {commit}", agent_version="1",
+                       score=s, threshold=0.5) for c in ids for s in [rng.random()]]
+
+
+def _timed(fn: Callable[[], object], repeats: int) -> dict[str, float]:
+    fn()  # warm: connections, caches
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {"p50_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]}
+
+
+def _reads(wh: Warehouse, anchor: duckdb.DuckDBPyConnection, files: str, mid: int, repeats: int) -> dict:
+    last = wh.current_snapshot()
+    parquet = f"read_parquet('{files}')"
+    return {
+        "SELECT 1 (Warehouse.sql)": _timed(lambda: wh.sql("SELECT 1"), repeats * 5),
+        "labels, raw table": _timed(lambda: wh.sql(LABELS.format(src="verdicts")), repeats),
+        "labels, verdicts_latest": _timed(lambda: wh.sql(LABELS.format(src="verdicts_latest")), repeats),
+        "labels, as_of mid snapshot": _timed(lambda: wh.sql(LABELS.format(src="verdicts"), as_of=mid), repeats),
+        "change feed, mid → current snapshot": _timed(lambda: wh.sql(
+            f"SELECT count(*) FROM table_changes('verdicts', {mid}, {last})"), repeats),
+        "anchor: DuckDB on Parquet, raw": _timed(lambda: anchor.execute(LABELS.format(src=parquet)).pl(), repeats),
+        "anchor: DuckDB on Parquet, latest": _timed(lambda: anchor.execute(
+            LABELS.format(src=f"(SELECT * FROM {parquet} {LATEST})")).pl(), repeats),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.warehouse_scale", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="verdicts events to commit")
+    parser.add_argument("--batch", type=int, default=10_000, help="events per commit (one snapshot each)")
+    parser.add_argument("--corrections", type=float, default=0.1, help="share of each later commit that re-judges")
+    parser.add_argument("--repeats", type=int, default=30, help="timed runs per query")
+    parser.add_argument("--home", help="warehouse home (default: a temporary directory, removed at the end)")
+    parser.add_argument("--out", help="write the figures as JSON")
+    args = parser.parse_args()
+
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="zhufu-scale-"))
+    wh = Warehouse(WarehouseConfig.embedded(home))
+    wh.migrate()
+    rng = random.Random(0)
+    commits = args.rows // args.batch
+    commit_s, snapshots = [], []
+    for c in range(commits):
+        events = _verdicts(c, args.batch, args.corrections, rng)
+        start = time.perf_counter()
+        snapshots.append(wh.append(events, run_id=f"bench-{c}", asset_key="verdicts").snapshot_id)
+        commit_s.append(time.perf_counter() - start)
+        if c % 10 == 0 or c == commits - 1:
+            print(f"commit {c + 1}/{commits}: {commit_s[-1]:.3f} s", flush=True)
+    rows = wh.count("verdicts")
+    files = f"{wh.config.data_path}main/verdicts/*.parquet"
+    anchor = duckdb.connect()
+    mid = snapshots[len(snapshots) // 2]
+    before = _reads(wh, anchor, files, mid, args.repeats)
+    # a model trained on the mid snapshot: maintenance must keep that snapshot readable
+    wh.append([ModelRow(model_id="bench-model", kind="reward", base="bench", hyperparams={}, metrics={},
+                        artifact_path="-", input_snapshots={"verdicts": mid})], asset_key="models")
+
+    start = time.perf_counter()
+    report = maintain(wh, MaintenancePolicy(snapshot_retention=dt.timedelta(0), file_grace=dt.timedelta(0)))
+    maintenance_s = time.perf_counter() - start
+    # every snapshot expired but the current one and the model's lineage snapshot
+    after = _reads(wh, anchor, files, mid, args.repeats)
+    verdict_files = int(wh.sql("SELECT count(*) AS n FROM ducklake_list_files('lake', 'verdicts')")["n"][0])
+
+    n = min(5, len(commit_s))
+    table = [["commits × rows", f"{commits} × {args.batch:,}", ""],
+             ["verdicts rows / latest rows", f"{rows:,} / {wh.count('verdicts_latest'):,}", ""],
+             [f"commit s per {args.batch:,} rows: first / last", f"{commit_s[0]:.3f} / {commit_s[-1]:.3f}", ""],
+             [f"commit s: mean of first {n} / last {n}",
+              f"{statistics.mean(commit_s[:n]):.3f} / {statistics.mean(commit_s[-n:]):.3f}", ""]]
+    for name in before:
+        b, a = before[name], after[name]
+        table.append([f"{name}: p50 / p95 ms", f"{b['p50_ms']:.2f} / {b['p95_ms']:.2f}",
+                      f"{a['p50_ms']:.2f} / {a['p95_ms']:.2f}"])
+    rb, ra = report.before, report.after
+    table += [["Parquet files on disk (all tables)", f"{rb.disk_files:,}", f"{ra.disk_files:,}"],
+              ["bytes on disk", f"{rb.disk_bytes:,}", f"{ra.disk_bytes:,}"],
+              ["live data files (all tables) / verdicts", f"{rb.live_files:,}", f"{ra.live_files:,} / {verdict_files}"],
+              ["snapshots", f"{rb.snapshots:,}", f"{ra.snapshots:,}"],
+              ["maintenance s", "", f"{maintenance_s:.1f}"]]
+    print(tabulate(table, headers=["", "before maintenance", "after maintenance"], tablefmt="github"))
+    if args.out:
+        Path(args.out).write_text(json.dumps({
+            "rows": rows, "commits": commits, "batch": args.batch, "commit_s": commit_s, "before": before,
+            "after": after, "maintenance": report.as_dict(), "maintenance_s": maintenance_s,
+            "verdict_files_after": verdict_files}, indent=2))
+    wh.close()
+    if not args.home:
+        shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

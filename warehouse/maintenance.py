@@ -6,6 +6,9 @@ functions (ducklake extension 1.4.4.20260205; signatures read from ``duckdb_func
 
 * ``ducklake_merge_adjacent_files(catalog)`` — one file where there were many; the merged file
   remembers which snapshot added which rows, so time travel and change feeds are unchanged;
+* ``ducklake_rewrite_data_files(catalog, delete_threshold => …)`` — files with deleted rows (the
+  ``<table>_current`` projections delete a key's old row on every correction) rewritten without
+  them, then merged again;
 * ``ducklake_expire_snapshots(catalog, versions => [...])`` — snapshots older than the retention,
   except the lineage ones: every snapshot a registered model was trained on
   (``models.input_snapshots``) or an evaluation read its labels at (``calibrations.snapshot``)
@@ -42,6 +45,8 @@ class MaintenancePolicy:
     snapshot_retention: dt.timedelta = dt.timedelta(days=7)
     # Files scheduled for deletion (or orphaned) are deleted once older than this.
     file_grace: dt.timedelta = dt.timedelta(hours=1)
+    # Rewrite a file once this share of its rows is deleted (0: any deleted row).
+    rewrite_delete_threshold: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,11 @@ def maintain(wh: Warehouse, policy: MaintenancePolicy | None = None) -> Maintena
         con = open_connection(wh.config)
         try:
             before = file_stats(con, wh.config.data_path, local=local)
-            with_retries(lambda: con.execute(f"CALL ducklake_merge_adjacent_files('{CATALOG}')").fetchall())
+            merge = f"CALL ducklake_merge_adjacent_files('{CATALOG}')"
+            with_retries(lambda: con.execute(merge).fetchall())
+            with_retries(lambda: con.execute(f"CALL ducklake_rewrite_data_files('{CATALOG}', delete_threshold => ?)",
+                                             [policy.rewrite_delete_threshold]).fetchall())
+            with_retries(lambda: con.execute(merge).fetchall())  # the rewritten files with the rest
             pinned = lineage_snapshots(con)
             expired = expirable_snapshots(con, cutoff, pinned)
             if expired:

@@ -4,6 +4,10 @@ Each migration is idempotent (``IF NOT EXISTS`` / ``OR REPLACE``) and recorded i
 ``schema_migrations``; ``migrate`` applies the ones not yet recorded, each in its own
 DuckLake snapshot. Add a migration by appending to ``MIGRATIONS`` — never edit an old one's
 meaning (adding a column to a row model needs a new ``ALTER TABLE … ADD COLUMN IF NOT EXISTS``).
+
+Since migration 13 every table has a current-state projection ``<table>_current`` behind its
+``<table>_latest`` view: a new table needs :func:`_new_projected_table`, a new column
+:func:`_add_projected_columns` (both change the table and its projection).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from warehouse.schema import (
     VerdictRow,
     create_table_sql,
     latest_view_sql,
+    projection_sql,
+    projection_table,
     table_columns,
 )
 
@@ -70,6 +76,33 @@ def _add_columns(model: type[Event], names: tuple[str, ...]) -> Callable[[duckdb
     return apply
 
 
+def _v13_projections(con: duckdb.DuckDBPyConnection) -> None:
+    for model in EVENT_MODELS:
+        for sql in projection_sql(model):
+            con.execute(sql)
+
+
+def _new_projected_table(model: type[Event]) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    def apply(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(create_table_sql(model))
+        for sql in projection_sql(model):
+            con.execute(sql)
+
+    return apply
+
+
+def _add_projected_columns(model: type[Event], names: tuple[str, ...]) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    types = dict(table_columns(model))
+
+    def apply(con: duckdb.DuckDBPyConnection) -> None:
+        for table in (model.TABLE, projection_table(model.TABLE)):
+            for name in names:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {types[name]}")
+        con.execute(f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {projection_table(model.TABLE)}")
+
+    return apply
+
+
 # Every batch's prompts: the batch a prompt was first recorded under (``prompts.batch``, also all a
 # warehouse written before ``prompt_memberships`` has) and every batch that repeated it.
 BATCH_PROMPTS_VIEW_SQL = """
@@ -107,6 +140,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "preference_pairs: the policy that wrote the pair", _add_columns(PreferencePairRow, ("policy_model",))),
     Migration(12, "prompt_memberships and the batch_prompts view: every batch's prompts, repeated ones included",
               _v12_prompt_memberships),
+    Migration(13, "current-state projections: <table>_latest reads <table>_current, kept by every commit",
+              _v13_projections),
 )
 
 LEDGER_SQL = (

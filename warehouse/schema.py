@@ -476,8 +476,23 @@ def create_table_sql(model: type[Event]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {model.TABLE} (\n  {cols}\n)"
 
 
+# "Newest row per key": the latest created_at; between rows of one commit, the smallest id.
+NEWEST_PER_KEY = "QUALIFY row_number() OVER (PARTITION BY key ORDER BY created_at DESC, id) = 1"
+
+
 def latest_view_sql(model: type[Event]) -> str:
-    return (
-        f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {model.TABLE} "
-        "QUALIFY row_number() OVER (PARTITION BY key ORDER BY created_at DESC, id) = 1"
-    )
+    """The ``_latest`` view that recomputes the newest row per key on every read (migrations 2–12)."""
+    return f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {model.TABLE} {NEWEST_PER_KEY}"
+
+
+def projection_table(table: str) -> str:
+    """The current-state projection of ``table``: its newest row per key, kept up to date by every
+    commit in the same snapshot (``warehouse.store``), so it is right at every snapshot too."""
+    return f"{table}_current"
+
+
+def projection_sql(model: type[Event]) -> list[str]:
+    """Build ``model``'s projection from its table and point ``<table>_latest`` at it (migration 13)."""
+    t, proj = model.TABLE, projection_table(model.TABLE)
+    return [f"CREATE OR REPLACE TABLE {proj} AS SELECT * FROM {t} {NEWEST_PER_KEY}",
+            f"CREATE OR REPLACE VIEW {t}_latest AS SELECT * FROM {proj}"]

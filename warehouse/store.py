@@ -22,9 +22,11 @@ from warehouse.migrations import LEDGER_SQL, MIGRATIONS
 from warehouse.readers import ReaderPool
 from warehouse.schema import (
     MODELS_BY_TABLE,
+    NEWEST_PER_KEY,
     Event,
     MaterializationRow,
     Provenance,
+    projection_table,
     table_columns,
 )
 
@@ -54,6 +56,41 @@ def _arrow_table(table: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
         for name, _ in cols
     }
     return pa.table(data, schema=schema)
+
+
+def _append_new(con: duckdb.DuckDBPyConnection, table: str, staged: pa.Table) -> int:
+    """Insert the rows of ``staged`` whose id is not stored yet, and bring the table's current-state
+    projection up to date in the same transaction; returns the number of rows added."""
+    con.register("_staged", staged)
+    try:
+        new = con.execute(f"SELECT s.* FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.id = s.id) "
+                          "QUALIFY row_number() OVER (PARTITION BY s.id) = 1").fetch_arrow_table()
+    finally:
+        con.unregister("_staged")
+    if new.num_rows == 0:
+        return 0
+    con.register("_new", new)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _new")
+        _project(con, table)  # commit() migrates first, so every table has its projection
+    finally:
+        con.unregister("_new")
+    return new.num_rows
+
+
+def _project(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Replace in ``<table>_current`` every key's row by the newest of the rows in ``_new``, when it is
+    newer (the order of ``schema.NEWEST_PER_KEY``): the read model ``<table>_latest`` reads."""
+    proj = projection_table(table)
+    newest = con.execute(f"SELECT * FROM _new {NEWEST_PER_KEY}").fetch_arrow_table()
+    con.register("_newest", newest)
+    try:
+        con.execute(f"DELETE FROM {proj} c WHERE EXISTS (SELECT 1 FROM _newest n WHERE n.key = c.key "
+                    "AND (n.created_at > c.created_at OR (n.created_at = c.created_at AND n.id < c.id)))")
+        con.execute(f"INSERT INTO {proj} BY NAME SELECT n.* FROM _newest n "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {proj} c WHERE c.key = n.key)")
+    finally:
+        con.unregister("_newest")
 
 
 @dataclass(frozen=True)
@@ -252,23 +289,13 @@ class Warehouse:
         try:
             results: dict[str, AppendResult] = {}
             for table, rows in rows_by_table.items():
-                added = 0
-                if rows:
-                    con.register("_staged", _arrow_table(table, rows))
-                    added = con.execute(
-                        f"INSERT INTO {table} BY NAME "
-                        f"SELECT s.* FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.id = s.id) "
-                        "QUALIFY row_number() OVER (PARTITION BY s.id) = 1"
-                    ).fetchone()[0]
-                    con.unregister("_staged")
+                added = _append_new(con, table, _arrow_table(table, rows)) if rows else 0
                 total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 results[table] = AppendResult(table, len(rows), int(added), int(total))
             rows_added = {t: r.added for t, r in results.items()}
             # The materialization itself is an event, so every materialization is a snapshot.
             mat = MaterializationRow(write_token=token, rows_added=rows_added)
-            con.register("_staged", _arrow_table(mat.TABLE, [mat.row(prov)]))
-            con.execute(f"INSERT INTO {mat.TABLE} BY NAME SELECT * FROM _staged")
-            con.unregister("_staged")
+            _append_new(con, mat.TABLE, _arrow_table(mat.TABLE, [mat.row(prov)]))
             partition = f"[{prov.partition_key}]" if prov.partition_key else ""
             message = f"{prov.asset_key}{partition} run {prov.run_id}: +{sum(rows_added.values())} rows"
             extra = {

@@ -8,11 +8,14 @@ there ever after.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import functools
 import importlib.util
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from warehouse.config import zhufu_home
@@ -83,8 +86,9 @@ class ModelStore:
 
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        with _gguf_parsed_once():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         # The GGUF loader dequantizes to float but marks the model as quantized; unmark it so the
         # saved checkpoint is a plain one that trainers accept.
         model.hf_quantizer = None
@@ -99,3 +103,28 @@ class ModelStore:
         )
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)  # atomic: a half-written checkpoint is never visible
+
+
+@contextlib.contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """transformers parses the GGUF three times (tokenizer, config, weights; ~8 s each on 2 cores, the
+    49k-token vocabulary read field by field) and rebuilds gguf's tensor-name map once per module
+    (~400 times). Both are pure functions of their arguments, so memoize them while converting."""
+    import gguf
+
+    readers: dict[str, object] = {}
+    real_reader, real_map = gguf.GGUFReader, gguf.get_tensor_name_map
+
+    def reader(path, *args, **kwargs):
+        key = str(Path(path).resolve())
+        if args or kwargs:
+            return real_reader(path, *args, **kwargs)
+        if key not in readers:
+            readers[key] = real_reader(path)
+        return readers[key]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.lru_cache(maxsize=None)(real_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = real_reader, real_map

@@ -53,6 +53,9 @@ def prompts(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
 ) -> dg.MaterializeResult:
     parsed = _read(lambda: datasets.prompt_batch(context.partition_key))
+    # A prompt file may name its writing scenario per line (`"scenario": "couplet"`); default greeting.
+    parsed.rows = [p.model_copy(update={"scenario": str(p.meta["scenario"])}) if p.meta.get("scenario") else p
+                   for p in parsed.rows]
     members = [PromptMembershipRow(prompt_id=p.event_id(), batch=context.partition_key, source_ref=p.source_ref)
                for p in parsed.rows]
     return _record(context, warehouse, parsed, "prompts", members, {"batch_prompts": len(members)})

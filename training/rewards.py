@@ -2,6 +2,7 @@
 
 ``JudgeReward``: Path B's principle-guided judge through the LLM runtime — batched, and cached in
 the call log, so identical (prompt, completion) pairs across steps cost one call.
+``CriteriaReward``: Writer-R1's weighted criteria total (``agents.criteria``), the same way.
 ``BatchNovelty`` pays for bigrams the batch's other prompts' completions do not use (diversity).
 ``LengthNeutral`` wraps any of them so that GRPO cannot buy reward with length, and so that rewards
 of different units (reward-model logits, P(是)) add up with weights that mean the same thing.
@@ -45,6 +46,33 @@ class JudgeReward:
         if self.margin:  # log P(是)/P(否): still ranks greetings that all score P(是) ≈ 1
             return [self.failed_reward if p is None else _logit(p) for p in ps]
         return [self.failed_reward if p is None else p for p in ps]
+
+
+class CriteriaReward:
+    """Writer-R1's reward: the weighted criteria total of each completion (``agents.criteria``: per
+    criterion the judge's P(是) for "reaches level 4 of the rubric", weighted mean over the criteria),
+    ``failed_reward`` when no criterion could be scored. ``criteria`` are ``agents.criteria.Criterion``s
+    or ``criteria_latest`` rows (dicts) of one scenario. Batched and cached like ``JudgeReward``."""
+
+    __name__ = "criteria_reward"
+
+    def __init__(self, runtime: Runtime, criteria: list[Any], *, failed_reward: float = 0.0):
+        from agents.criteria import Criterion
+
+        self.runtime = runtime
+        self.criteria = [c if isinstance(c, Criterion) else Criterion.from_row(c) for c in criteria]
+        if not self.criteria:
+            raise ValueError("the criteria reward needs at least one criterion (materialize criteria)")
+        self.failed_reward = failed_reward
+        self.last_per_criterion: list[dict[str, float | None]] = []
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+        from agents.criteria import score_responses
+
+        items = [(message_text(p), message_text(c)) for p, c in zip(prompts, completions, strict=True)]
+        scores = score_responses(self.runtime, items, self.criteria, tag="reward")
+        self.last_per_criterion = [s.per_criterion for s in scores]
+        return [self.failed_reward if s.total is None else s.total for s in scores]
 
 
 def _logit(p: float, eps: float = 1e-6) -> float:

@@ -21,14 +21,22 @@ from warehouse.schema import (
     EVENT_MODELS,
     AdversarialExampleRow,
     AgreementRow,
+    AxialGroupRow,
     CalibrationRow,
+    CriteriaScoreRow,
+    CriteriaTotalRow,
+    CriterionRow,
     Event,
     JudgePrincipleRow,
     JudgeScoreRow,
+    OpenCodeRow,
     PolicyEvaluationRow,
     PreferencePairRow,
     PromotionRow,
     PromptMembershipRow,
+    PromptRow,
+    SaturationRow,
+    ScenarioExampleRow,
     VectorIndexRow,
     VerdictRow,
     create_table_sql,
@@ -118,6 +126,15 @@ def _v12_prompt_memberships(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(BATCH_PROMPTS_VIEW_SQL)
 
 
+def _v14_writer_r1(con: duckdb.DuckDBPyConnection) -> None:
+    _add_projected_columns(PromptRow, ("scenario",))(con)
+    _add_projected_columns(CriterionRow, (
+        "version", "workflow_id", "description", "rubric", "dimension_weight", "source", "active", "supersedes",
+        "concepts", "model", "agent_version", "error", "llm_call_id"))(con)
+    for model in (ScenarioExampleRow, OpenCodeRow, AxialGroupRow, SaturationRow, CriteriaScoreRow, CriteriaTotalRow):
+        _new_projected_table(model)(con)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event tables", _v1_event_tables),
     Migration(2, "*_latest views (newest row per entity key)", _v2_latest_views),
@@ -142,6 +159,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v12_prompt_memberships),
     Migration(13, "current-state projections: <table>_latest reads <table>_current, kept by every commit",
               _v13_projections),
+    Migration(14, "Writer-R1: prompts.scenario, scenario_examples, Grounded-Theory coding tables (gt_open_codes, "
+              "gt_axial_groups, gt_saturation), versioned criteria, criteria_scores and criteria_totals",
+              _v14_writer_r1),
 )
 
 LEDGER_SQL = (

@@ -63,6 +63,9 @@ class PromptRow(Event):
     source_ref: str = Field(description="file:line (or row) the prompt came from")
     batch: str = Field(description="the prompt batch (Dagster partition)")
     meta: dict[str, Any] = Field(default_factory=dict)
+    # Not an id field: the same request text is one prompt whatever its scenario; rows written before
+    # migration 14 have NULL here, read as "greeting" (``coalesce(scenario, 'greeting')``).
+    scenario: str = Field(default="greeting", description="writing task: greeting (祝福语) | couplet (对联) | poem (短诗) …")
 
 
 class PromptMembershipRow(Event):
@@ -284,15 +287,152 @@ class AdversarialExampleRow(Event):
 # ---------------------------------------------------------------- Writer-R1 / MRPO
 
 
+class ScenarioExampleRow(Event):
+    """A labelled response of a non-greeting scenario (the built-in sample, written by this project).
+    Greetings keep their labels in ``human_labels``; these stay out of the greeting judges' data."""
+
+    TABLE: ClassVar[str] = "scenario_examples"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("scenario", "prompt", "response")
+    scenario: str
+    prompt: str
+    response: str
+    label: int = Field(ge=0, le=1, description="1 = good, 0 = flawed")
+    note: str | None = None
+    source: str
+    source_ref: str
+
+
+class OpenCodeRow(Event):
+    """Open coding: one concept an agent extracted from one contrasted sample (better vs worse), with
+    the quoted evidence; or, with ``status`` != ok, the agent answer that yielded no usable concept."""
+
+    TABLE: ClassVar[str] = "gt_open_codes"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("workflow_id", "sample_id", "concept_index")
+    scenario: str
+    workflow_id: str = Field(description="hash of the workflow's inputs and settings (one per scenario and run set-up)")
+    batch_index: int = Field(description="the open-coding batch (saturation curve step)")
+    sample_id: str = Field(description="hash of (prompt, better, worse)")
+    concept_index: int
+    concept: str
+    evidence: str = Field(description="quoted from the better (or worse) text")
+    evidence_side: str | None = Field(default=None, description="better | worse | NULL when the quote is in neither")
+    is_new: bool = Field(description="not a near-duplicate of an earlier concept of this workflow")
+    status: str = Field(description="ok | rejected (parsed, failed a content check) | invalid | error")
+    error: str | None = None
+    model: str
+    agent_version: str
+    llm_call_id: str | None = None
+    source: str = Field(default="agent", description="agent | note (a phrase of the sample's human memo: the "
+                        "fallback when the agent's answer gave no usable concept)")
+
+
+class AxialGroupRow(Event):
+    """Axial coding: a group of concepts (embedding clusters in LanceDB) named as one dimension."""
+
+    TABLE: ClassVar[str] = "gt_axial_groups"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("workflow_id", "group_index")
+    scenario: str
+    workflow_id: str
+    group_index: int
+    dimension: str
+    description: str
+    concepts: list[str]
+    concept_ids: list[str] = Field(description="gt_open_codes.id")
+    support: int = Field(description="contrasted samples whose concepts fall in the group")
+    source: str = Field(description="agent | fallback (the group's most central concept, when naming failed)")
+    error: str | None = None
+    model: str
+    agent_version: str
+    embedder: str
+    index_version: int | None = Field(default=None, description="Lance version of the clustered concept table")
+    llm_call_id: str | None = None
+
+
+class SaturationRow(Event):
+    """One point of the saturation curve: after open-coding batch N, how many concepts were new."""
+
+    TABLE: ClassVar[str] = "gt_saturation"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("workflow_id", "batch_index")
+    scenario: str
+    workflow_id: str
+    batch_index: int
+    samples: int
+    concepts: int = Field(description="usable concepts this batch")
+    new_concepts: int
+    total_concepts: int = Field(description="distinct concepts so far")
+    saturated: bool
+    stop_reason: str | None = Field(default=None, description="on the last batch: saturated | max_batches | no_samples")
+
+
 class CriterionRow(Event):
+    """Selective coding: one criterion of a scenario's dimension → criterion hierarchy.
+
+    A version is a row set; ``criteria_latest WHERE active`` is the current set: a new version writes
+    its criteria and retires (``active`` false, weight 0) every current criterion it does not keep."""
+
     TABLE: ClassVar[str] = "criteria"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ("task_type", "dimension", "criterion")
-    task_type: str
+    task_type: str = Field(description="the scenario")
     dimension: str
     criterion: str
-    weight: float
-    parent: str | None = None
+    weight: float = Field(description="within the scenario; the active weights sum to 1")
+    parent: str | None = Field(default=None, description="the dimension's axial group (gt_axial_groups.id)")
     evidence: list[str] = Field(default_factory=list)
+    version: str | None = None
+    workflow_id: str | None = None
+    description: str | None = None
+    rubric: list[str] | None = Field(default=None, description="what scores 1, 2, 3, 4, 5 look like")
+    dimension_weight: float | None = None
+    source: str | None = Field(default=None, description="agent | fallback (built from the coded concepts)")
+    active: bool | None = None
+    supersedes: str | None = Field(default=None, description="the version that was current before this one")
+    concepts: list[str] | None = None
+    model: str | None = None
+    agent_version: str | None = None
+    error: str | None = None
+    llm_call_id: str | None = None
+
+
+class CriteriaScoreRow(Event):
+    """A response scored against one criterion: P(是) for "meets the rubric's level 4 or better"."""
+
+    TABLE: ClassVar[str] = "criteria_scores"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("criterion_id", "response_id", "model", "prompt_version")
+    scenario: str
+    criteria_version: str
+    criterion_id: str = Field(description="criteria.id")
+    criterion: str
+    response_id: str = Field(description="hash of (prompt, response)")
+    prompt: str
+    response: str
+    score: float | None = None
+    weight: float
+    status: str
+    error: str | None = None
+    model: str
+    prompt_version: str
+    llm_call_id: str | None = None
+
+
+class CriteriaTotalRow(Event):
+    """The weighted criteria total of a response (sum of weight × score over the scored criteria,
+    divided by their weight): the Writer-R1 reward."""
+
+    TABLE: ClassVar[str] = "criteria_totals"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("criteria_version", "response_id", "model", "prompt_version")
+    scenario: str
+    criteria_version: str
+    response_id: str
+    prompt: str
+    response: str
+    total: float | None = None
+    per_criterion: dict[str, Any] = Field(description="criterion -> score")
+    scored: int
+    criteria: int
+    label: int | None = Field(default=None, description="the human label, when the response has one")
+    label_source: str | None = None
+    model: str
+    prompt_version: str
 
 
 # ---------------------------------------------------------------- training and bookkeeping
@@ -437,6 +577,12 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     PromotionRow,
     CalibrationRow,
     AdversarialExampleRow,
+    ScenarioExampleRow,
+    OpenCodeRow,
+    AxialGroupRow,
+    SaturationRow,
+    CriteriaScoreRow,
+    CriteriaTotalRow,
 )
 MODELS_BY_TABLE: dict[str, type[Event]] = {m.TABLE: m for m in EVENT_MODELS}
 

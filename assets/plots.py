@@ -33,3 +33,28 @@ def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float | None]]],
 
 def markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def histogram(groups: dict[str, Sequence[float]], *, xlabel: str, bins: int = 20) -> bytes:
+    """Overlaid histograms of ``groups`` (name -> values) over shared bins, as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = [v for vs in groups.values() for v in vs]
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    if values:
+        lo, hi = min(values), max(values)
+        edges = [lo + (hi - lo) * i / bins for i in range(bins + 1)] if hi > lo else bins
+        for name, vs in groups.items():
+            if vs:
+                ax.hist(list(vs), bins=edges, alpha=0.6, label=f"{name} (n={len(vs)})")
+        ax.legend()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

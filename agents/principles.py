@@ -176,6 +176,20 @@ def split_examples(examples: list[Example], seed: int = 0) -> tuple[list[Example
     return train, heldout, evaluation
 
 
+def balanced_head(examples: list[Example], n: int) -> list[Example]:
+    """The first ``n`` examples with both labels kept: alternate good and flawed ones (in their order)
+    until one kind runs out, then fill with the other. A small calibration or evaluation sample cut from a
+    mostly-good split (the built-in one is ~80% good) would otherwise hold one flawed item or none, and a
+    threshold fitted on it calls everything good. ``n`` <= 0 or >= len keeps everything."""
+    if n <= 0 or n >= len(examples):
+        return list(examples)
+    pos = [e for e in examples if e.label == 1]
+    neg = [e for e in examples if e.label != 1]
+    take_neg = min(len(neg), max(n // 2, n - len(pos)))
+    keep = {id(e) for e in pos[: n - take_neg] + neg[:take_neg]}
+    return [e for e in examples if id(e) in keep]
+
+
 def loop_id(model: str, train: list[Example], heldout: list[Example], config: LoopConfig) -> str:
     return content_id(PROMPT_VERSION, model, sorted(e.item_id for e in train), sorted(e.item_id for e in heldout),
                       config.generated_per_iteration, config.real_per_iteration, config.seed, INITIAL_S_G, INITIAL_S_D)

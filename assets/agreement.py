@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from agents import judge, labeler
+from agents import judge, labeler, principles
 from agents.labeler import ABLATIONS
 from assets.ingest import human_labels
 from assets.judging import judge_runtime, labelled_splits, path_a_items, threshold_for
@@ -18,7 +18,8 @@ GROUP = "evaluation"
 
 
 class AgreementConfig(dg.Config):
-    sample_size: int = Field(default=16, description="evaluation-split items to evaluate (0 = all)")
+    sample_size: int = Field(default=16, description="evaluation-split items to evaluate (0 = all; fewer keep "
+                             "both labels)")
     seed: int = Field(default=0, description="the label split (must match judge_calibration's)")
     source: str | None = Field(default=None, description="only labels from this source (e.g. igniting-eval-dev)")
     ablations: bool = Field(default=True, description="also run without Positive / Negative / retrieval / reflect")
@@ -36,7 +37,7 @@ class AgreementConfig(dg.Config):
 def labeler_agreement(context: dg.AssetExecutionContext, config: AgreementConfig, warehouse: WarehouseResource,
                       llm: LLMResource, embedder: EmbedderResource, vectors: VectorStoreResource) -> dg.MaterializeResult:
     _, _, evaluation = labelled_splits(warehouse, config.source, config.seed)
-    sample = evaluation[: config.sample_size] if config.sample_size else evaluation
+    sample = principles.balanced_head(evaluation, config.sample_size)
     if not sample:
         raise dg.Failure("no evaluation-split human labels: materialize human_labels")
     items = path_a_items(warehouse, embedder, vectors, sample, config.k_search, config.k_final)

@@ -97,9 +97,8 @@ def judge_training_rows(warehouse: WarehouseResource, *, seed: int = 0, max_pair
 
 def judge_eval_files(warehouse: WarehouseResource, seed: int = 0, max_labels: int = 0) -> dict[str, list[dict]]:
     _, _, evaluation = labelled_splits(warehouse, None, seed)
-    labels = [{"prompt": e.prompt, "response": e.response, "label": e.label} for e in evaluation]
-    if max_labels:
-        labels = labels[:max_labels]
+    labels = [{"prompt": e.prompt, "response": e.response, "label": e.label}
+              for e in principles.balanced_head(evaluation, max_labels)]
     pairs = warehouse.get().sql("SELECT prompt, chosen, rejected FROM seed_preference_pairs_latest "
                                 "WHERE source = 'igniting-pairs-dev' ORDER BY id").to_dicts()
     return {**({"eval_labels": labels} if labels else {}), **({"eval_pairs": pairs} if pairs else {})}
@@ -204,7 +203,7 @@ def judge_model(context: dg.AssetExecutionContext, config: JudgeModelConfig, war
 
 
 class CalibrationConfig(dg.Config):
-    max_items: int = Field(default=0, description="calibration-split items (0 = all)")
+    max_items: int = Field(default=0, description="calibration-split items (0 = all; fewer keep both labels)")
     use_judge_model: bool = Field(default=True, description="score with the newest trained judge (local backends)")
     path_a: bool = Field(default=True, description="also calibrate Path A (runs its debate on these items)")
     k_search: int = 8
@@ -248,8 +247,7 @@ def judge_calibration(context: dg.AssetExecutionContext, config: CalibrationConf
     from assets.path_b import chosen_principles
 
     _, calib, _ = labelled_splits(warehouse, None, config.seed)
-    if config.max_items:
-        calib = calib[: config.max_items]
+    calib = principles.balanced_head(calib, config.max_items)
     if not calib:
         raise dg.Failure("no human labels to calibrate on: materialize human_labels")
     snap = warehouse.get().current_snapshot()

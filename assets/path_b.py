@@ -82,10 +82,8 @@ def judge_principles(context: dg.AssetExecutionContext, config: PrinciplesConfig
                      llm: LLMResource, training: TrainingResource,
                      pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
     train, heldout, _ = labelled_splits(warehouse, config.source, config.seed)
-    if config.heldout_size:
-        heldout = heldout[: config.heldout_size]
-    if config.calibration_size:
-        train = train[: config.calibration_size]
+    heldout = principles.balanced_head(heldout, config.heldout_size)
+    train = principles.balanced_head(train, config.calibration_size)
     if not train or not heldout:
         raise dg.Failure("judge_principles needs human labels (materialize human_labels)")
     loop_cfg = LoopConfig(iterations=config.iterations, generated_per_iteration=config.generated_per_iteration,
@@ -212,8 +210,7 @@ def _learning_curve_png(points: list[tuple[int, float | None, float | None]]) ->
 def judge_agreement(context: dg.AssetExecutionContext, config: JudgeAgreementConfig, warehouse: WarehouseResource,
                     llm: LLMResource) -> dg.MaterializeResult:
     _, _, evaluation = labelled_splits(warehouse, config.source, config.seed)
-    if config.sample_size:
-        evaluation = evaluation[: config.sample_size]
+    evaluation = principles.balanced_head(evaluation, config.sample_size)
     wh = warehouse.get()
     loop = wh.sql("SELECT loop_id FROM judge_principles ORDER BY created_at DESC LIMIT 1")
     if not loop.height:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
+from agents.principles import balanced_head
 from assets.ingest import human_labels, prompts, seed_preference_pairs, seed_sft_examples
 from assets.judging import EVAL_SOURCES, evaluation_texts, judge_model, labelled_splits
 from assets.path_a import preference_pairs
@@ -251,9 +252,8 @@ def _reward_data(warehouse: WarehouseResource, snap: int, config: RewardModelCon
     evals += _fetch(warehouse, snap, "SELECT prompt, chosen, rejected FROM seed_preference_pairs_latest "
                     "WHERE source = 'igniting-pairs-dev' ORDER BY id")
     _, _, evaluation = labelled_splits(warehouse, None, 0)
-    labels = [{"prompt": e.prompt, "response": e.response, "label": e.label} for e in evaluation]
-    if config.max_eval_labels:
-        labels = labels[: config.max_eval_labels]
+    labels = [{"prompt": e.prompt, "response": e.response, "label": e.label}
+              for e in balanced_head(evaluation, config.max_eval_labels)]
     return {"train": train, **({"eval_pairs": evals} if evals else {}), **({"eval_labels": labels} if labels else {})}
 
 

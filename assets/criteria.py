@@ -124,6 +124,10 @@ class CriteriaConfig(dg.Config):
     max_criteria: int = Field(default=1, description="criteria per dimension at most (demo: 1; the agent may write 2)")
     note_fallback: bool = Field(default=True, description="code a sample from its human memo (built-in samples' "
                                 "`note`) when the agent's answer gives no usable concept (recorded as source note)")
+    open_tokens: int = Field(default=96, description="open-coding answer budget in tokens (demo: 96; a full run on "
+                             "an endpoint: 256)")
+    name_tokens: int = Field(default=64, description="dimension-naming answer budget in tokens")
+    selective_tokens: int = Field(default=128, description="criterion-writing answer budget in tokens (a full run: 256)")
     seed: int = 0
 
 
@@ -190,7 +194,7 @@ def workflow_rows(w: gt.Workflow, workflow_id: str, model: str, embedder: str,
           "pairs; others: good × flawed built-in examples of the coding prompts) into concepts with quoted evidence "
           "(`gt_open_codes`), batch by batch until a batch adds no new concept (`gt_saturation`, the curve); axial "
           "coding by linking concept embeddings in LanceDB and an agent naming and merging the groups "
-          "(`gt_axial_groups`); selective coding into criteria with a description, a 1–5 rubric and a weight "
+          "(`gt_axial_groups`; a group of one concept is named by it); selective coding into criteria with a description, a 1–5 rubric and a weight "
           "(`criteria`). Weights = share of contrasted samples whose concepts fall in the dimension. Malformed or "
           "empty agent answers are recorded with their reason; failed naming / criteria writing falls back to the "
           "coded concepts (`source = fallback`). A new version retires the criteria it drops; "
@@ -202,7 +206,8 @@ def criteria(context: dg.AssetExecutionContext, config: CriteriaConfig, warehous
     wf_config = gt.WorkflowConfig(batch_size=config.batch_size, max_batches=config.max_batches,
                                   novelty_threshold=config.novelty_threshold, link_threshold=config.link_threshold,
                                   max_dimensions=config.max_dimensions, max_criteria=config.max_criteria,
-                                  note_fallback=config.note_fallback)
+                                  note_fallback=config.note_fallback, open_tokens=config.open_tokens,
+                                  name_tokens=config.name_tokens, selective_tokens=config.selective_tokens)
     samples: dict[str, list[gt.Sample]] = {}
     for scenario in config.scenarios:
         samples[scenario], _ = scenario_split(warehouse, scenario, config.seed)
@@ -245,7 +250,8 @@ def criteria(context: dg.AssetExecutionContext, config: CriteriaConfig, warehous
 
 
 class CriteriaScoresConfig(dg.Config):
-    sample_size: int = Field(default=6, description="labelled evaluation items per scenario (0 = all)")
+    sample_size: int = Field(default=4, description="labelled evaluation items per scenario, both labels equally "
+                             "(demo: 4; 0 = all)")
     use_judge_model: bool = Field(default=True, description="score with the newest trained judge (local backends)")
     seed: int = 0
 

@@ -36,6 +36,10 @@ EXAMPLE_QUERIES = (
      "ORDER BY evaluator, variant, subset"),
     ("Which models were trained, from which warehouse snapshot? (the registry)",
      "SELECT model_id, kind, base, input_snapshots, artifact_path FROM models_latest ORDER BY created_at"),
+    ("Writer-R1: criteria per scenario from the Grounded-Theory agents (dimension → criterion, weight; "
+     "source = agent, or fallback when the model's answer was unusable and the coded concepts were used)",
+     "SELECT task_type AS scenario, dimension, criterion, round(weight, 2) AS weight, source, left(rubric[5], 24) "
+     "AS level_5 FROM criteria_latest WHERE coalesce(active, true) ORDER BY task_type, weight DESC"),
     ("How do the policies compare on held-out prompts? (independent evaluator and judge, ± standard error)",
      "SELECT model_kind, n, round(evaluator_mean, 3) AS evaluator, round(evaluator_se, 3) AS se, "
      "round(judge_score_mean, 3) AS judge_p, round(judge_score_se, 3) AS judge_se, judge_excellence_rate, "
@@ -108,13 +112,14 @@ def main() -> int:
                         "calibration-split labels for judge_calibration (half good, half flawed where possible)")
     parser.add_argument("--train-steps", type=int, default=2, help="optimizer steps for SFT and the reward models")
     parser.add_argument("--judge-steps", type=int, default=2, help="optimizer steps for the judge")
-    parser.add_argument("--grpo-steps", type=int, default=2, help="GRPO steps")
+    parser.add_argument("--grpo-steps", type=int, default=1, help="GRPO steps (one: the loop end to end; CPU steps do "
+                        "not move a policy)")
     parser.add_argument("--eval-prompts", type=int, default=32, help="held-out prompts for policy_evaluation")
     args = parser.parse_args()
     # Small on purpose: the embedded default on a CPU. Full runs are Dagster run configs.
     # Two steps of two: every trainer runs end to end (data, steps, eval, artifact, registry) in seconds on a
     # CPU, where each step's cost is its tokens; what the models learn in two steps is not the point here.
-    small_rm = {"max_steps": args.train_steps, "batch_size": 2, "max_eval_labels": 16}
+    small_rm = {"max_steps": args.train_steps, "batch_size": 2, "max_eval_labels": args.agreement_sample}
     # One exemplar instead of three: the retrieved exemplars are most of a Path A prompt (~160 of the ~450
     # tokens each debater reads per item, measured in the demo's call log), and CPU time is prefill.
     exemplars = {"k_final": 1}
@@ -138,7 +143,10 @@ def main() -> int:
                         "max_completion_length": 48, "max_prompts": 16, "heldout_fraction": 0.4},
         # the hand-written-principles ablation is a paper-data measurement (bench/criteria_gain.py)
         "criteria_agreement": {"principles_ablation": False},
-        "policy_evaluation": {"max_prompts": args.eval_prompts, "max_new_tokens": 48, "heldout_fraction": 0.4},
+        # compared by the independent evaluator and the judge; the training RM's own score (another ~30 s of
+        # prefill on 2 cores) is for full runs
+        "policy_evaluation": {"max_prompts": args.eval_prompts, "max_new_tokens": 48, "heldout_fraction": 0.4,
+                              "with_reward_model": False},
     }
     failures = materialize_all(args.batches, overrides=overrides)
     show(Warehouse(WarehouseConfig.from_env()))

@@ -27,6 +27,8 @@ class PolicyEvaluationConfig(dg.Config):
     heldout_fraction: float = Field(default=0.1, description="must match grpo_policy's")
     max_new_tokens: int = 64
     with_judge: bool = Field(default=True, description="also score with the trained judge")
+    with_reward_model: bool = Field(default=True, description="also report the training reward model's score (a "
+                                    "training signal shown beside the independent evaluator, never the comparison)")
     use_judge_model: bool = True
 
 
@@ -66,7 +68,7 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
     texts = [r["text"] for r in held]
     eval_set = content_id(sorted(r["id"] for r in held))
     rm, ev = latest_model(wh, "reward"), latest_model(wh, "evaluator")
-    scorer = RewardScorer(rm["artifact_path"]) if rm else None
+    scorer = RewardScorer(rm["artifact_path"]) if rm and config.with_reward_model else None
     evaluator = RewardScorer(ev["artifact_path"]) if ev else None
     threshold = ((rm or {}).get("metrics") or {}).get("eval_labels", {}).get("threshold") if rm else None
     pid, s_d = chosen_principles(warehouse, None) if config.with_judge else (None, None)

@@ -296,6 +296,8 @@ class GRPOPolicyConfig(TrainConfig):
     reward: Reward = "reward_model"
     reward_model_weight: float = 1.0
     judge_weight: float = 1.0
+    criteria_weight: float = 1.0
+    scenario: str = Field(default="greeting", description="whose current criteria the criteria reward reads")
     principles_id: str | None = Field(default=None, description="S_D for the judge (default: best of newest loop)")
     max_steps: int = 2
     batch_size: int = Field(default=4, description="completions per step (prompts × num_generations)")
@@ -310,10 +312,11 @@ class GRPOPolicyConfig(TrainConfig):
         default="auto", description="rollouts without vLLM: graph = CUDA-graph sampler (auto on CUDA), generate, paged")
 
 
-@dg.asset(pool=MODEL_POOL, group_name=GROUP, deps=[sft_model, reward_model, judge_principles, judge_model, prompts], kinds={"pytorch"},
-          code_version="1",
-          description="GRPO from the newest SFT model (TRL GRPOTrainer), reward = reward model | judge | weighted sum, "
-          "KL to the reference; reward, KL, completion length and clipping logged.")
+@dg.asset(pool=MODEL_POOL, group_name=GROUP, kinds={"pytorch"}, code_version="1",
+          deps=[sft_model, reward_model, judge_principles, judge_model, prompts, dg.AssetKey("criteria")],
+          description="GRPO from the newest SFT model (TRL GRPOTrainer), reward = reward model | judge | Writer-R1 "
+          "criteria (the scenario's current criteria_latest set) | weighted sum, KL to the reference; reward, KL, "
+          "completion length and clipping logged.")
 def grpo_policy(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, warehouse: WarehouseResource,
                 training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
     wh = warehouse.get()
@@ -332,6 +335,16 @@ def grpo_policy(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, war
         pid, s_d = chosen_principles(warehouse, config.principles_id)
         lineage["principles_id"] = pid
         kwargs["judge_principles"] = s_d
+    if config.reward == "criteria":
+        from assets.criteria import current_criteria
+
+        rows = current_criteria(warehouse, config.scenario)
+        if not rows:
+            raise dg.Failure(f"reward 'criteria' needs criteria for scenario {config.scenario!r}: materialize criteria")
+        keep = ("id", "task_type", "dimension", "criterion", "description", "rubric", "weight")
+        kwargs["criteria"] = [{k: r.get(k) for k in keep} for r in rows]
+        lineage["criteria"] = {"scenario": config.scenario, "version": rows[0].get("version"), "n": len(rows)}
+    if config.reward in ("judge", "weighted", "criteria"):
         judge = latest_model(wh, "judge")  # the trained judge, else the base model (never the policy in training)
         kwargs["judge_model"] = judge["artifact_path"] if judge else training.resolve()
         lineage["judge_model_id"] = judge["model_id"] if judge else training.base_model
@@ -354,7 +367,8 @@ def grpo_policy(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, war
     if not train:
         raise dg.Failure("no prompts: materialize prompts")
     cfg = GRPORunConfig(base_model=base_path, output_dir="-", prompts_file="-", reward=config.reward,
-                        reward_weights={"reward_model": config.reward_model_weight, "judge": config.judge_weight},
+                        reward_weights={"reward_model": config.reward_model_weight, "judge": config.judge_weight,
+                                        "criteria": config.criteria_weight},
                         num_generations=config.num_generations, max_completion_length=config.max_completion_length,
                         beta=config.beta, temperature=config.temperature, use_vllm=config.use_vllm,
                         generation=config.generation, **config.common(),

@@ -1,6 +1,8 @@
 """GRPO's reward shaping: a reward cannot be bought with length, rewards of different units share a
 scale, repeating a phrase costs, and a phrase other prompts' completions use pays less (training/rewards.py)."""
 
+import pytest
+
 from training.rewards import BatchNovelty, LengthNeutral, RepetitionPenalty, within_group_slope
 
 
@@ -123,3 +125,26 @@ def test_a_length_neutral_repetition_penalty_does_not_pay_for_being_short(monkey
     assert abs(within_group_slope(out, [len(c) for c in completions], {"a": [0, 1, 2, 3]})) < 1e-9
     # without length neutralisation of the rewards, the penalty stays plain as well
     assert isinstance(grpo.reward_functions(cfg.model_copy(update={"length_neutral": False}))[0][-1], RepetitionPenalty)
+
+
+def test_the_criteria_reward_joins_grpo_and_shares_the_judges_model(monkeypatch, tiny_model_dir):
+    import training.rewards as rewards
+    from training.config import GRPORunConfig
+    from training.grpo import judge_runtimes, reward_functions
+
+    monkeypatch.setattr(rewards, "RewardModelReward", lambda path: (lambda p, c, **_: [0.0] * len(c)))
+    criterion = {"id": "c1", "task_type": "greeting", "dimension": "具体", "criterion": "细节具体",
+                 "description": "写出对象和场合的具体细节", "rubric": ["1 空泛", "3 有细节", "5 细节生动"], "weight": 1.0}
+    base = dict(base_model=str(tiny_model_dir), output_dir="o", prompts_file="p.jsonl")
+    with pytest.raises(ValueError, match="criteria"):
+        reward_functions(GRPORunConfig(**base, reward="criteria"))
+    funcs, weights = reward_functions(GRPORunConfig(**base, reward="criteria", criteria=[criterion],
+                                                    reward_weights={"criteria": 0.5}))
+    crit = [(f, w) for f, w in zip(funcs, weights, strict=True) if isinstance(f.func, rewards.CriteriaReward)]
+    assert len(crit) == 1 and crit[0][1] == 0.5 and len(judge_runtimes(funcs)) == 1
+    scores = crit[0][0].func(["同事升职"] * 2, ["恭喜升职！", "祝你在新岗位上带领团队再创佳绩。"])
+    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
+    funcs, _ = reward_functions(GRPORunConfig(**base, reward="weighted", reward_model="rm", judge_principles=["真诚"],
+                                              criteria=[criterion]))
+    runtimes = judge_runtimes(funcs)
+    assert len(runtimes) == 2 and runtimes[0] is runtimes[1]  # judge and criteria read with one model in memory

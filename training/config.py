@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -17,7 +17,7 @@ from warehouse.config import redact_location
 # Choices shared with the Dagster asset configs (assets/training.py)
 Kernels = Literal["auto", "transformers", "fused_norm", "liger"]
 RMEngine = Literal["trl", "fast"]
-Reward = Literal["reward_model", "judge", "weighted"]
+Reward = Literal["reward_model", "judge", "weighted", "criteria"]
 Generation = Literal["auto", "graph", "generate", "paged"]
 
 
@@ -134,7 +134,11 @@ class GRPORunConfig(RunConfig):
     call_log: CallLogConfig | None = Field(
         default=None, description="record the judge reward's calls in this warehouse's llm_calls and answer repeated "
         "ones from it (set by the grpo_policy asset); None: an in-memory runtime, nothing recorded")
-    reward_weights: dict[str, float] = Field(default_factory=lambda: {"reward_model": 1.0, "judge": 1.0})
+    criteria: list[dict[str, Any]] = Field(
+        default_factory=list, description="Writer-R1 criteria (active criteria_latest rows of one scenario) for the "
+        "criteria reward; with reward 'weighted' they join the reward model and the judge")
+    reward_weights: dict[str, float] = Field(
+        default_factory=lambda: {"reward_model": 1.0, "judge": 1.0, "criteria": 1.0})
     repetition_weight: float = Field(default=1.0, description="weight of the repetition penalty (minus 1 and the share "
                                      "of characters in repeated phrases, for a completion that repeats a phrase); 0 = off")
     novelty_weight: float = Field(default=0.0, description="weight of the batch-novelty reward (share of a "

@@ -43,19 +43,31 @@ def judge_call_log(cfg: GRPORunConfig):
 
 
 def judge_runtimes(funcs: list) -> list:
-    """The LLM runtimes behind the judge rewards among ``funcs`` (shaped or not)."""
-    from training.rewards import JudgeReward
+    """The LLM runtimes behind the judge and criteria rewards among ``funcs`` (shaped or not)."""
+    from training.rewards import CriteriaReward, JudgeReward
 
-    return [f.runtime for f in (getattr(g, "func", g) for g in funcs) if isinstance(f, JudgeReward)]
+    return [f.runtime for f in (getattr(g, "func", g) for g in funcs) if isinstance(f, JudgeReward | CriteriaReward)]
 
 
 def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
-    from training.rewards import JudgeReward, LengthNeutral, RewardModelReward
+    from training.rewards import CriteriaReward, JudgeReward, LengthNeutral, RewardModelReward
 
     def shaped(func):
         if not (cfg.length_neutral or cfg.normalize_rewards):
             return func
         return LengthNeutral(func, length=cfg.length_neutral, scale=cfg.normalize_rewards)
+
+    runtimes: list = []
+
+    def judge_runtime():
+        """One judge model in memory for the judge and the criteria rewards (the same model reads both)."""
+        if not runtimes:
+            from resources.llm.local import LocalBackend
+            from resources.llm.runtime import LLMRuntime
+
+            backend = LocalBackend(cfg.judge_model or cfg.base_model, batch_size=64, progress=False)
+            runtimes.append(LLMRuntime(backend, judge_call_log(cfg)))
+        return runtimes[0]
 
     funcs, weights = [], []
     if cfg.reward in ("reward_model", "weighted"):
@@ -66,13 +78,13 @@ def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
     if cfg.reward in ("judge", "weighted"):
         if not cfg.judge_principles:
             raise ValueError("reward 'judge' needs judge_principles (an S_D)")
-        from resources.llm.local import LocalBackend
-        from resources.llm.runtime import LLMRuntime
-
-        backend = LocalBackend(cfg.judge_model or cfg.base_model, batch_size=64, progress=False)
-        runtime = LLMRuntime(backend, judge_call_log(cfg))
-        funcs.append(shaped(JudgeReward(runtime, cfg.judge_principles, margin=cfg.judge_margin)))
+        funcs.append(shaped(JudgeReward(judge_runtime(), cfg.judge_principles, margin=cfg.judge_margin)))
         weights.append(cfg.reward_weights.get("judge", 1.0))
+    if cfg.reward == "criteria" or (cfg.reward == "weighted" and cfg.criteria):
+        if not cfg.criteria:
+            raise ValueError("reward 'criteria' needs criteria (active criteria_latest rows of one scenario)")
+        funcs.append(shaped(CriteriaReward(judge_runtime(), cfg.criteria)))
+        weights.append(cfg.reward_weights.get("criteria", 1.0))
     if cfg.novelty_weight:
         from training.rewards import BatchNovelty
 

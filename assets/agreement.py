@@ -7,6 +7,7 @@ from agents import judge, labeler, principles
 from agents.labeler import ABLATIONS
 from assets.ingest import human_labels
 from assets.judging import judge_runtime, labelled_splits, path_a_items, threshold_for
+from assets.metadata import records_table
 from assets.path_a import exemplar_index
 from assets.pools import LLM_RETRY, MODEL_POOL
 from resources import EmbedderResource, LLMResource, VectorStoreResource, WarehouseResource
@@ -15,6 +16,8 @@ from warehouse.ids import content_id
 from warehouse.schema import AgreementRow
 
 GROUP = "evaluation"
+AGREEMENT_COLUMNS = ("variant", "subset", "n", "auc", "accuracy", "kappa", "positive_rate", "length_auc",
+                     "length_accuracy", "parse_failures")
 
 
 class AgreementConfig(dg.Config):
@@ -76,4 +79,5 @@ def labeler_agreement(context: dg.AssetExecutionContext, config: AgreementConfig
         "reflect_auc": reflect_all["auc"] if reflect_all["auc"] is not None else -1.0,
         "reflect_positive_rate": reflect_all["positive_rate"] if reflect_all["positive_rate"] is not None else -1.0,
         "agreement": dg.MetadataValue.md(report_markdown(report)),
+        "agreement_table": records_table(report, AGREEMENT_COLUMNS),
         **agents_rt.stats.as_metadata()})

@@ -10,7 +10,9 @@ from pydantic import Field
 
 from agents import principles
 from assets.judging import judge_runtime, threshold_for
+from assets.metadata import records_table
 from assets.path_b import chosen_principles
+from assets.plots import histogram, markdown_image
 from assets.pools import LLM_RETRY, MODEL_POOL
 from assets.training import evaluator_model, grpo_policy, policy_prompts, reward_model, sft_model
 from resources import LLMResource, TrainingResource, WarehouseResource
@@ -20,6 +22,11 @@ from training.scoring import RewardScorer
 from warehouse.ids import content_id
 from warehouse.registry import latest_model
 from warehouse.schema import PolicyEvaluationRow
+
+POLICY_COLUMNS = ("model_kind", "n", "evaluator_mean", "evaluator_se", "judge_score_mean", "judge_score_se",
+                  "judge_excellence_rate", "reward_mean", "mean_chars", "distinct_2", "repeat_rate",
+                  "evaluator_gain_vs_sft", "evaluator_gain_vs_sft_se", "length_explained_gain", "win_rate_vs_sft",
+                  "win_rate_len_matched", "model_id")
 
 
 class PolicyEvaluationConfig(dg.Config):
@@ -78,6 +85,7 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
 
     policies = [("base", training.base_model, training.resolve()), *_newest_policies(wh)]
     outs, ev_scores = {}, {}
+    judge_ps: dict[str, list[float]] = {}
     rows = []
     for kind, model_id, path in policies:
         context.log.info(f"generating {len(texts)} greetings with {kind} ({model_id})")
@@ -87,6 +95,7 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
         js = [p for p in principles.probabilities(principles.detect(rt, list(zip(texts, o, strict=True)), s_d,
                                                                     tag=f"policy-{model_id}"))] if rt else []
         outs[kind], ev_scores[kind] = o, ev_s
+        judge_ps[kind] = [p for p in js if p is not None]
         rm_mean, rm_se = mean_se(rm_s)
         ev_mean, ev_se = mean_se(ev_s)
         j_ok = [p for p in js if p is not None]
@@ -112,6 +121,12 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
     judge_means = [r.judge_score_mean for r in rows if r.judge_score_mean is not None]
     if judge_means:
         meta["judge_score_spread_across_policies"] = _r(max(judge_means) - min(judge_means))
+    meta["policy_table"] = records_table([r.model_dump() for r in rows], POLICY_COLUMNS)
+    dists = {"evaluator score": ev_scores, "judge P(是)": judge_ps}
+    for name, groups in dists.items():
+        if any(groups.values()):
+            meta[f"{name.split()[0]}_distribution"] = dg.MetadataValue.md(markdown_image(
+                histogram({k: v for k, v in groups.items() if v}, xlabel=name), f"{name} by policy"))
     meta["samples"] = dg.MetadataValue.md("\n".join(f"- **{r.model_kind}**: {r.samples[0] if r.samples else ''}"
                                                     for r in rows))
     if rt:

@@ -123,10 +123,14 @@ def test_labeler_agreement_reports_every_variant_beside_the_length_baseline(env)
     assert set(rows["subset"]) == {"all", "band_30_49"}
     full = rows.filter((rows["variant"] == "reflect") & (rows["subset"] == "all")).row(0, named=True)
     assert full["n"] + full["parse_failures"] == 4 and full["length_accuracy"] is not None
-    assert "length_auc" in _meta(res, "labeler_agreement")["agreement"].value
+    meta = _meta(res, "labeler_agreement")
+    assert "length_auc" in meta["agreement"].value
+    table = meta["agreement_table"]  # the same report as a table the UI can sort
+    assert len(table.records) == len(rows) and {c.name for c in table.schema.columns} >= {"variant", "auc", "kappa"}
+    from agents.principles import balanced_head
     from assets.judging import labelled_splits
 
     _, _, evaluation = labelled_splits(WarehouseResource())
-    if len({e.label for e in evaluation[:4]}) == 2:  # AUC needs both labels among the sampled items
+    if len({e.label for e in balanced_head(evaluation, 4)}) == 2:  # AUC needs both labels among the sampled items
         aucs = wh.sql("SELECT auc FROM agreement_metrics WHERE subset = 'all'")["auc"]
         assert aucs.null_count() == 0

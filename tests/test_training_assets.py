@@ -71,6 +71,9 @@ def test_sft_reward_grpo_and_evaluation_register_models_with_lineage(zhufu_home,
     ev = _run(resources, instance, ["policy_evaluation"], config={"policy_evaluation": {
         "max_prompts": 3, "max_new_tokens": 8, "with_judge": False, "heldout_fraction": 0.2}})
     assert ev.success
+    meta = _meta(ev, "policy_evaluation")
+    assert [r.data["model_kind"] for r in meta["policy_table"].records] == ["base", "sft", "grpo(reward_model)"]
+    assert "data:image/png;base64," in meta["evaluator_distribution"].value
     rows = wh.sql("SELECT model_kind, n, reward_mean, evaluator_mean, evaluator_se, win_rate_vs_sft "
                   "FROM policy_evaluations ORDER BY model_kind").rows()
     assert [r[0] for r in rows] == ["base", "grpo(reward_model)", "sft"]

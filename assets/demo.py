@@ -106,7 +106,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", nargs="*", help="prompt batches to materialize (default: all known)")
     parser.add_argument("--prompts", type=int, default=3, help="prompts per batch that get candidates (0 = all)")
-    parser.add_argument("--k", type=int, default=4, help="candidates per prompt")
+    parser.add_argument("--k", type=int, default=3, help="candidates per prompt")
     parser.add_argument("--agreement-sample", type=int, default=6,
                         help="evaluation-split human labels for labeler_agreement and judge_agreement, and "
                         "calibration-split labels for judge_calibration (half good, half flawed where possible)")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -176,15 +176,19 @@ def split_examples(examples: list[Example], seed: int = 0) -> tuple[list[Example
     return train, heldout, evaluation
 
 
-def balanced_head(examples: list[Example], n: int) -> list[Example]:
+T = TypeVar("T")
+
+
+def balanced_head(examples: list[T], n: int, label: Callable[[T], int] = lambda e: e.label) -> list[T]:
     """The first ``n`` examples with both labels kept: alternate good and flawed ones (in their order)
     until one kind runs out, then fill with the other. A small calibration or evaluation sample cut from a
     mostly-good split (the built-in one is ~80% good) would otherwise hold one flawed item or none, and a
-    threshold fitted on it calls everything good. ``n`` <= 0 or >= len keeps everything."""
+    threshold fitted on it calls everything good. ``n`` <= 0 or >= len keeps everything; ``label`` reads an
+    item's label (``Example.label`` by default; rows as dicts pass ``lambda r: r["label"]``)."""
     if n <= 0 or n >= len(examples):
         return list(examples)
-    pos = [e for e in examples if e.label == 1]
-    neg = [e for e in examples if e.label != 1]
+    pos = [e for e in examples if label(e) == 1]
+    neg = [e for e in examples if label(e) != 1]
     take_neg = min(len(neg), max(n // 2, n - len(pos)))
     keep = {id(e) for e in pos[: n - take_neg] + neg[:take_neg]}
     return [e for e in examples if id(e) in keep]

@@ -258,13 +258,7 @@ class CriteriaScoresConfig(dg.Config):
 
 def _items(warehouse: WarehouseResource, scenario: str, sample_size: int, seed: int) -> list[dict]:
     _, items = scenario_split(warehouse, scenario, seed)
-    if sample_size and len(items) > sample_size:  # keep both labels in a small sample
-        pos = [i for i in items if i["label"] == 1]
-        neg = [i for i in items if i["label"] == 0]
-        half = sample_size // 2
-        items = pos[: max(half, sample_size - len(neg))] + neg[: max(half, sample_size - len(pos))]
-        items = items[:sample_size]
-    return items
+    return principles.balanced_head(items, sample_size, label=lambda i: i["label"])  # both labels in a small sample
 
 
 def response_id(prompt: str, response: str) -> str:

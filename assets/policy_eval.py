@@ -94,11 +94,10 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: PolicyEvaluatio
         ev_s = evaluator.score(texts, o) if evaluator else []
         js = [p for p in principles.probabilities(principles.detect(rt, list(zip(texts, o, strict=True)), s_d,
                                                                     tag=f"policy-{model_id}"))] if rt else []
-        outs[kind], ev_scores[kind] = o, ev_s
-        judge_ps[kind] = [p for p in js if p is not None]
         rm_mean, rm_se = mean_se(rm_s)
         ev_mean, ev_se = mean_se(ev_s)
         j_ok = [p for p in js if p is not None]
+        outs[kind], ev_scores[kind], judge_ps[kind] = o, ev_s, j_ok
         j_mean, j_se = mean_se(j_ok)
         row = dict(model_id=model_id, model_kind=kind, eval_set=eval_set, reward_model_id=rm["model_id"] if rm else None,
                    principles_id=pid, n=len(o), reward_mean=rm_mean, reward_se=rm_se,

@@ -146,5 +146,6 @@ def test_the_criteria_reward_joins_grpo_and_shares_the_judges_model(monkeypatch,
     assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
     funcs, _ = reward_functions(GRPORunConfig(**base, reward="weighted", reward_model="rm", judge_principles=["真诚"],
                                               criteria=[criterion]))
-    runtimes = judge_runtimes(funcs)
-    assert len(runtimes) == 2 and runtimes[0] is runtimes[1]  # judge and criteria read with one model in memory
+    readers = [f.func.runtime for f in funcs if isinstance(f.func, rewards.JudgeReward | rewards.CriteriaReward)]
+    assert len(readers) == 2 and readers[0] is readers[1]  # judge and criteria read with one model in memory
+    assert judge_runtimes(funcs) == [readers[0]]  # flushed and counted once

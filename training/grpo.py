@@ -43,10 +43,12 @@ def judge_call_log(cfg: GRPORunConfig):
 
 
 def judge_runtimes(funcs: list) -> list:
-    """The LLM runtimes behind the judge and criteria rewards among ``funcs`` (shaped or not)."""
+    """The LLM runtimes behind the judge and criteria rewards among ``funcs`` (shaped or not), each once: the two
+    rewards share one runtime, whose calls are flushed and counted once."""
     from training.rewards import CriteriaReward, JudgeReward
 
-    return [f.runtime for f in (getattr(g, "func", g) for g in funcs) if isinstance(f, JudgeReward | CriteriaReward)]
+    found = [f.runtime for f in (getattr(g, "func", g) for g in funcs) if isinstance(f, JudgeReward | CriteriaReward)]
+    return list({id(rt): rt for rt in found}.values())
 
 
 def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:

@@ -104,6 +104,52 @@ def pair_rows(pairs: Sequence[dict], pool: Sequence[Sequence[str]], rng: random.
     return rows
 
 
+DEGRADATIONS = ("repeat", "shuffle", "cut")
+_CLAUSE_END = set("，。！？；\n")
+
+
+def degrade(text: str, rng: random.Random) -> tuple[str, str] | None:
+    """A good greeting spoiled in a way any reader sees at once — (kind, text), or None if too short:
+    one clause said three times (the repetition GRPO drifts into), the characters shuffled (the word
+    salad an untrained 135M policy writes), or cut off mid-clause (a completion that hit its token budget).
+    The paper's rejected greetings are all fluent, so without these a judge never sees such text."""
+    text = text.strip()
+    if len(text) < 8:
+        return None
+    clauses, cur = [], ""
+    for ch in text:
+        cur += ch
+        if ch in _CLAUSE_END:
+            clauses.append(cur)
+            cur = ""
+    clauses += [cur] if cur else []
+    kind = rng.choice(DEGRADATIONS)
+    if kind == "repeat" and len(clauses) >= 2:
+        i = rng.randrange(len(clauses))
+        out = "".join(clauses[:i] + [clauses[i]] * 3 + clauses[i + 1:])
+    elif kind == "shuffle" or len(clauses) < 2:
+        kind, chars = "shuffle", list(text)
+        rng.shuffle(chars)
+        out = "".join(chars)
+    else:
+        cut = rng.randrange(len(text) // 3, 2 * len(text) // 3)
+        while cut > 1 and text[cut - 1] in _CLAUSE_END:  # end mid-clause, not at a natural stop
+            cut -= 1
+        out = text[:cut]
+    return (kind, out) if out != text else None
+
+
+def degraded_rows(goods: Sequence[dict], pool: Sequence[Sequence[str]], rng: random.Random,
+                  share: float) -> list[dict]:
+    """Negatives for ``share`` of the good {prompt, response} rows: their degraded copies, label 0."""
+    rows = []
+    for g in goods:
+        if rng.random() < share and (d := degrade(str(g["response"]), rng)):
+            rows.append({"prompt": g["prompt"], "response": d[1], "label": 0, "source": f"degraded:{d[0]}",
+                         "principles": vary(pool, rng)})
+    return rows
+
+
 def rule_row(prompt: str, good: str, other: str, pool: Sequence[Sequence[str]], rng: random.Random) -> dict | None:
     """A good greeting under varied principles plus one checkable rule, labelled by whether it keeps it."""
     rule = checkable_rule(good, other, rng)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from resources.llm.types import ChatRequest, Sampling
 
-PROMPT_VERSION = "policy-v1"
-
-SYSTEM = "你是一位擅长写中文祝福语的写作者。请根据用户的需求，直接写出一条真诚、具体、有创意、得体的祝福语，不要解释。"
+PROMPT_VERSION = "policy-v2"
 
 
 def messages(prompt: str) -> list[dict[str, str]]:
-    """The chat used both to generate candidates and to train the policy (SFT/GRPO)."""
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    """The chat used to generate candidates and to train, reward and evaluate the policy (SFT, reward
+    models, GRPO, policy_evaluation all read it through ``training.data.user``): the request alone, as
+    the paper's SFT data asks (instruction → greeting). v1 added a system prompt the trainers never
+    saw, so a trained policy was asked one way and taught another; and its ~80 tokens made every
+    CPU prefill ~2.5× longer."""
+    return [{"role": "user", "content": prompt}]
 
 
 def candidate_requests(prompt_id: str, prompt: str, *, k: int, temperature: float, top_p: float,

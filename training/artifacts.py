@@ -35,3 +35,13 @@ def is_complete(output_dir: str | Path) -> bool:
 
 def read_manifest(output_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(output_dir) / MANIFEST).read_text(encoding="utf-8"))
+
+
+ADAPTER_DIR = "adapter"
+
+
+def save_adapter(peft_model, artifact_tmp: Path) -> Path:
+    """The LoRA adapter alone (``adapter/``, a few MB) beside the merged weights: what a warm start ships."""
+    out = Path(artifact_tmp) / ADAPTER_DIR
+    peft_model.save_pretrained(out, safe_serialization=True)
+    return out

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from agents.policy import messages as policy_messages
+
 
 class DataError(ValueError):
     pass
@@ -54,7 +56,10 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def user(prompt: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": prompt}]
+    """The policy's chat for a request (``agents.policy.messages``: its system prompt, then the request):
+    the one format the candidates asset samples with and SFT, the reward models, GRPO and the policy
+    evaluation train and score on, so a trained policy is always asked the way it was taught."""
+    return policy_messages(prompt)
 
 
 def assistant(text: str) -> list[dict[str, str]]:

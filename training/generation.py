@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from training import devices
+from training.data import user
 
 
 @torch.no_grad()
@@ -25,7 +26,7 @@ def generate(model_path: str, prompts: Sequence[str], *, max_new_tokens: int = 9
     model.eval()
     out: list[str] = []
     for i in range(0, len(prompts), batch_size):
-        chats = [[{"role": "user", "content": p}] for p in prompts[i:i + batch_size]]
+        chats = [user(p) for p in prompts[i:i + batch_size]]
         enc = tok.apply_chat_template(chats, add_generation_prompt=True, return_tensors="pt", padding=True,
                                       return_dict=True).to(model.device)
         g = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)

@@ -18,7 +18,7 @@ import torch
 
 from training import artifacts, devices, kernels
 from training.config import GRPORunConfig
-from training.data import prompt_records, read_jsonl
+from training.data import assistant, prompt_records, read_jsonl, user
 from training.generation import generate
 from training.reporting import Reporter, ReporterCallback, run_cli
 
@@ -200,8 +200,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     score = getattr(funcs[0], "func", funcs[0]) if funcs else None  # the raw reward, not its GRPO shaping
 
     def score_texts(ps, outs):
-        return score([[{"role": "user", "content": p}] for p in ps], [[{"role": "assistant", "content": o}]
-                                                                      for o in outs])
+        return score([user(p) for p in ps], [assistant(o) for o in outs])
 
     before = quick_eval(trainer.model, tok, eval_prompts, score_texts, cfg.max_completion_length) if eval_prompts else None
     reporter.info(f"GRPO on {len(prompts)} prompts, reward={cfg.reward}, generation={mode}, {devices.describe()}")

@@ -173,12 +173,20 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
     applied = kernels.apply(model, cfg.kernels)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    wrapped = None
+    if cfg.lora is not None:
+        from peft import get_peft_model
+
+        from training.sft import peft_config
+
+        wrapped = get_peft_model(model, peft_config(cfg))
+        model = wrapped.get_base_model()  # the same LM, adapters injected in place (MarginModel reads its layers)
     judge = MarginModel(model, tok, max_length=cfg.max_length)
     before = evaluate(judge, cfg) if cfg.eval_before else None
     units = _units(rows)
     per_epoch = max(1, math.ceil(len(rows) / cfg.batch_size))
     steps = cfg.max_steps if cfg.max_steps > 0 else max(1, round(per_epoch * cfg.num_epochs))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0,
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate, weight_decay=0.0,
                             fused=devices.has_cuda())
     warmup = max(1, min(cfg.warmup_steps, steps // 10))  # a 3-step demo run still reaches its learning rate
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -212,6 +220,9 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
         torch.cuda.synchronize()
     train_s = time.time() - t0
     after = evaluate(judge, cfg)
+    if wrapped is not None:
+        artifacts.save_adapter(wrapped, tmp)
+        model = wrapped.merge_and_unload()
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
     metrics = {"steps": steps, "rows": len(rows), "train_s": round(train_s, 2), "kernels": applied,

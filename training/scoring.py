@@ -11,11 +11,12 @@ from collections.abc import Sequence
 import torch
 
 from training import devices
+from training.data import assistant, user
 
 
 def chat_texts(tokenizer, prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
-    return [tokenizer.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": r}],
-                                          tokenize=False) for p, r in zip(prompts, responses, strict=True)]
+    return [tokenizer.apply_chat_template([*user(p), *assistant(r)], tokenize=False)
+            for p, r in zip(prompts, responses, strict=True)]
 
 
 def last_token_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,

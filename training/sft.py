@@ -48,6 +48,8 @@ def train(cfg: SFTRunConfig, reporter: Reporter) -> dict:
     t0 = time.time()
     out = trainer.train()
     train_s = time.time() - t0
+    if cfg.lora is not None:
+        artifacts.save_adapter(trainer.model, tmp)
     model = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)

@@ -126,7 +126,9 @@ def main() -> int:
     overrides = {
         "candidates": {"max_prompts": args.prompts, "k": args.k, "max_new_tokens": 112},
         "retrievals": exemplars,
-        "judge_model": {"max_steps": args.judge_steps, "batch_size": 2, "max_pairs": 8,
+        # LoRA on top of the warm starts: two small-batch full-weight steps overwrite what the GPU taught them
+        # (Adam's first step moves every weight by ~lr), two LoRA steps only nudge it
+        "judge_model": {"max_steps": args.judge_steps, "batch_size": 2, "max_pairs": 8, "lora": True,
                         "max_eval_labels": args.agreement_sample, "principle_ablations": False,
                         "rule_eval": False},
         "judge_principles": {"iterations": 1, "generated_per_iteration": 1, "real_per_iteration": 4,
@@ -135,7 +137,7 @@ def main() -> int:
         "judge_calibration": {"max_items": args.agreement_sample, **exemplars},
         "labeler_agreement": {"sample_size": args.agreement_sample, "ablations": False, **exemplars},
         "judge_agreement": {"sample_size": args.agreement_sample},
-        "sft_model": {"max_steps": args.train_steps, "batch_size": 2},
+        "sft_model": {"max_steps": args.train_steps, "batch_size": 2, "lora": True},
         "reward_model": small_rm,
         "evaluator_model": small_rm,
         # 40% of the 80 built-in prompts are held out, so the comparison has >= 32 prompts

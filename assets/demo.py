@@ -135,7 +135,8 @@ def main() -> int:
                              "heldout_size": args.agreement_sample, "calibration_size": args.agreement_sample,
                              "retrain_judge": False},
         "judge_calibration": {"max_items": args.agreement_sample, **exemplars},
-        "labeler_agreement": {"sample_size": args.agreement_sample, "ablations": False, **exemplars},
+        # four evaluation items, not six: the debate is most of this asset's ~55 s, and a 6-item AUC says no more
+        "labeler_agreement": {"sample_size": min(4, args.agreement_sample), "ablations": False, **exemplars},
         "judge_agreement": {"sample_size": args.agreement_sample},
         "sft_model": {"max_steps": args.train_steps, "batch_size": 2, "lora": True},
         "reward_model": small_rm,
@@ -147,7 +148,7 @@ def main() -> int:
         "criteria_agreement": {"principles_ablation": False},
         # compared by the independent evaluator and the judge; the training RM's own score (another ~30 s of
         # prefill on 2 cores) is for full runs
-        "policy_evaluation": {"max_prompts": args.eval_prompts, "max_new_tokens": 48, "heldout_fraction": 0.4,
+        "policy_evaluation": {"max_prompts": args.eval_prompts, "max_new_tokens": 40, "heldout_fraction": 0.4,
                               "with_reward_model": False},
     }
     failures = materialize_all(args.batches, overrides=overrides)

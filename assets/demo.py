@@ -95,9 +95,12 @@ def materialize_all(batches: list[str] | None = None, instance: dg.DagsterInstan
 def show(wh: Warehouse) -> None:
     print(f"\nThe data lives in the DuckLake warehouse: {wh.config.describe()}")
     print("Query it read-only with:  .venv/bin/python -m warehouse sql \"SELECT …\"  (--as-of SNAPSHOT for time travel)\n")
+    import polars as pl
+
     for question, sql in EXAMPLE_QUERIES:
         print(f"-- {question}\n{sql}")
-        print(wh.sql(sql))
+        with pl.Config(tbl_cols=12, tbl_width_chars=160, fmt_str_lengths=40):  # every column: none hidden as …
+            print(wh.sql(sql))
         print()
 
 
@@ -124,7 +127,7 @@ def main() -> int:
     # tokens each debater reads per item, measured in the demo's call log), and CPU time is prefill.
     exemplars = {"k_final": 1}
     overrides = {
-        "candidates": {"max_prompts": args.prompts, "k": args.k, "max_new_tokens": 112},
+        "candidates": {"max_prompts": args.prompts, "k": args.k, "max_new_tokens": 96},
         "retrievals": exemplars,
         # LoRA on top of the warm starts: two small-batch full-weight steps overwrite what the GPU taught them
         # (Adam's first step moves every weight by ~lr), two LoRA steps only nudge it

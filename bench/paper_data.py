@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from training.data import write_jsonl
+from training.paper_data import labels, pairs
 
-
-def pairs(path: Path) -> list[dict]:
-    return [{"prompt": r["conversations"][0]["value"], "chosen": r["chosen"]["value"],
-             "rejected": r["rejected"]["value"]} for r in json.loads(path.read_text(encoding="utf-8"))]
-
-
-def labels(path: Path) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [{"prompt": r["query"], "response": r["response"], "label": int(r["label"])} for r in rows]
+__all__ = ["export", "labels", "pairs"]
 
 
 def export(data_dir: str | Path, out: str | Path) -> dict[str, Path]:

@@ -40,6 +40,9 @@ from agents.principles import INITIAL_S_D
 from training import artifacts, devices
 from training.config import JudgeRunConfig, LoRA, SFTRunConfig
 from training.data import write_jsonl
+from training.paper_data import labels as paper_labels
+from training.paper_data import pairs as paper_pairs
+from training.paper_data import sft as paper_sft
 from training.reporting import Reporter
 
 MANIFEST = "zhufu_warm_start.json"
@@ -50,26 +53,6 @@ SFT_LORA = LoRA(r=16, alpha=32, dropout=0.05)
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def paper_pairs(path: Path) -> list[dict]:
-    return [{"prompt": r["conversations"][0]["value"], "chosen": r["chosen"]["value"],
-             "rejected": r["rejected"]["value"]} for r in json.loads(path.read_text(encoding="utf-8"))]
-
-
-def paper_labels(path: Path) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [{"prompt": r["query"], "response": r["response"], "label": int(r["label"])} for r in rows]
-
-
-def paper_sft(path: Path) -> list[dict]:
-    """sft.json's instruction (+ input) → response, as ``resources.readers.read_sft_json`` reads it."""
-    out = []
-    for r in json.loads(path.read_text(encoding="utf-8")):
-        prompt = r["instruction"] + (f"\n{r['input']}" if str(r.get("input") or "").strip() else "")
-        if prompt.strip() and str(r.get("output") or "").strip():
-            out.append({"prompt": prompt, "response": r["output"]})
-    return out
 
 
 def judge_rows(pairs: list[dict], seed: int, degraded_share: float) -> list[dict]:

@@ -56,8 +56,7 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def user(prompt: str) -> list[dict[str, str]]:
-    """The policy's chat for a request (``agents.policy.messages``: its system prompt, then the request):
-    the one format the candidates asset samples with and SFT, the reward models, GRPO and the policy
+    """The policy's chat for a request (``agents.policy.messages``): the one format the candidates asset samples with and SFT, the reward models, GRPO and the policy
     evaluation train and score on, so a trained policy is always asked the way it was taught."""
     return policy_messages(prompt)
 

@@ -175,12 +175,9 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
         model.gradient_checkpointing_enable()
     wrapped = None
     if cfg.lora is not None:
-        from peft import get_peft_model
+        from training.sft import inject_lora
 
-        from training.sft import peft_config
-
-        wrapped = get_peft_model(model, peft_config(cfg))
-        model = wrapped.get_base_model()  # the same LM, adapters injected in place (MarginModel reads its layers)
+        wrapped, model = inject_lora(cfg, model)  # MarginModel reads the inner LM's layers
     judge = MarginModel(model, tok, max_length=cfg.max_length)
     before = evaluate(judge, cfg) if cfg.eval_before else None
     units = _units(rows)

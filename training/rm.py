@@ -101,20 +101,6 @@ def _checkpointing(model, action: str):
     return getattr(model, f"activation_checkpointing_{action}", None) or getattr(model, f"gradient_checkpointing_{action}")
 
 
-def _inject_lora(cfg: RMRunConfig, model):
-    """(peft wrapper, the model with adapters injected in place). The loop keeps calling the inner
-    model's ``base_model`` / ``score``; the wrapper merges the adapters at the end. SEQ_CLS keeps the
-    score head fully trainable."""
-    from peft import get_peft_model
-
-    from training.sft import peft_config
-
-    peft = peft_config(cfg)
-    peft.task_type = "SEQ_CLS"
-    wrapped = get_peft_model(model, peft)
-    return wrapped, wrapped.get_base_model()
-
-
 def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporter) -> dict:
     from training.precision import MasterWeights
 
@@ -130,7 +116,9 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     torch.manual_seed(cfg.seed)
     lora = None
     if cfg.lora is not None:
-        lora, model = _inject_lora(cfg, model)
+        from training.sft import inject_lora
+
+        lora, model = inject_lora(cfg, model, "SEQ_CLS")  # SEQ_CLS keeps the score head fully trainable
     if cfg.gradient_checkpointing:  # non-reentrant: also right when the inputs need no grad (LoRA)
         _checkpointing(model, "enable")({"use_reentrant": False})
         model.config.use_cache = False

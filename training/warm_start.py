@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import random
 import shutil
 import statistics
@@ -40,6 +41,7 @@ from agents.principles import INITIAL_S_D
 from training import artifacts, devices
 from training.config import JudgeRunConfig, LoRA, SFTRunConfig
 from training.data import write_jsonl
+from training.generation import generate
 from training.paper_data import labels as paper_labels
 from training.paper_data import pairs as paper_pairs
 from training.paper_data import sft as paper_sft
@@ -77,30 +79,6 @@ def _export(artifact: Path, out: Path, manifest: dict) -> Path:
     (out / "adapter_config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
     (out / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     return out
-
-
-def _generate(model_dir: str, prompts: list[str], max_new_tokens: int = 64, seed: int = 0) -> list[str]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from training.data import user
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16 if devices.has_cuda() else
-                                                 torch.float32).to(devices.device()).eval()
-    texts = [tok.apply_chat_template(user(p), tokenize=False, add_generation_prompt=True) for p in prompts]
-    torch.manual_seed(seed)
-    out: list[str] = []
-    for s in range(0, len(texts), 64):
-        enc = tok(texts[s:s + 64], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        with torch.no_grad():
-            gen = model.generate(**enc, do_sample=True, temperature=0.7, top_p=0.9, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tok.pad_token_id)
-        out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [o.strip() for o in out]
 
 
 def build(a: argparse.Namespace) -> dict:
@@ -160,9 +138,7 @@ def build(a: argparse.Namespace) -> dict:
     check: dict = {"prompts": len(heldout), "note": "requests of queries.txt that neither adapter trained on; "
                    "temperature 0.7, 64 new tokens; judge under the initial S_D"}
     for name, path in (("base", a.model), ("sft", str(work / "sft"))):
-        texts = _generate(path, heldout, seed=a.seed)
-        import math
-
+        texts = generate(path, heldout, max_new_tokens=64, batch_size=64, temperature=0.7, top_p=0.9, seed=a.seed)
         p = [1 / (1 + math.exp(-m)) for m in scorer.score(list(INITIAL_S_D), heldout, texts)]
         check[name] = {"judge_p_yes_mean": round(statistics.mean(p), 4),
                        "judge_p_yes_se": round(statistics.stdev(p) / len(p) ** 0.5, 4),

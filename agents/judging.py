@@ -63,10 +63,37 @@ def _spans(text: str, n: int) -> list[str]:
     return [text[i : i + n] for i in range(len(text) - n + 1) if not any(c in _PUNCT or c.isascii() for c in text[i : i + n])]
 
 
-def checkable_rule(response: str, other: str, rng: random.Random) -> CheckableRule | None:
-    """A must-have / must-not word rule for ``response``: the word is taken from the response itself
-    or (absent from it) from ``other``, each half the time, so neither the word nor the rule's
-    polarity alone tells whether the rule is kept — the judge has to read both."""
+RULE_KINDS = ("word", "length")
+_AT_MOST = "祝福语不超过{n}字。"
+_AT_LEAST = "祝福语不少于{n}字。"
+LENGTH_LIMITS = (20, 30, 40, 50, 60, 70, 80, 100)
+
+
+def length_rule(response: str, rng: random.Random) -> CheckableRule | None:
+    """An at-most / at-least character-count rule for ``response``, its limit at least a fifth (and 6
+    characters) away from the greeting's length so the verdict is never a matter of counting one
+    character. Length is what a small judge perceives best (length alone has AUC 0.95 on the paper's
+    dev set), so this is the easiest principle whose text decides the label: if a judge cannot learn
+    to follow it, it follows none."""
+    n_chars = len(response.strip())
+    limits = [n for n in LENGTH_LIMITS if abs(n_chars - n) >= max(6, 0.2 * n)]
+    if not limits:
+        return None
+    n = rng.choice(limits)
+    at_most = rng.random() < 0.5
+    kept = n_chars <= n if at_most else n_chars >= n
+    return CheckableRule((_AT_MOST if at_most else _AT_LEAST).format(n=n), str(n), kept)
+
+
+def checkable_rule(response: str, other: str, rng: random.Random, kind: str = "word") -> CheckableRule | None:
+    """A rule whose verdict the text alone decides. ``word``: a must-have / must-not word rule, the
+    word taken from the response itself or (absent from it) from ``other``, each half the time, so
+    neither the word nor the rule's polarity alone tells whether the rule is kept — the judge has to
+    read both. ``length``: ``length_rule``."""
+    if kind == "length":
+        return length_rule(response, rng)
+    if kind != "word":
+        raise ValueError(f"unknown rule kind {kind!r}; expected one of {RULE_KINDS}")
     n = rng.choice((2, 3))
     present = rng.random() < 0.5
     pool = _spans(response, n) if present else [w for w in _spans(other, n) if w not in response]
@@ -84,7 +111,7 @@ def with_rule(principles: Sequence[str], rule: str, rng: random.Random) -> list[
 
 
 def pair_rows(pairs: Sequence[dict], pool: Sequence[Sequence[str]], rng: random.Random, *,
-              rule_share: float = 0.25, source: str = "pairs") -> list[dict]:
+              rule_share: float = 0.25, rule_kind: str = "word", source: str = "pairs") -> list[dict]:
     """Judge training rows from {id?, prompt, chosen, rejected}: chosen → 1, rejected → 0, kept together
     (``pair``) for the pairwise term, each with a varied principle list; and, for ``rule_share`` of
     the pairs, one more row: the chosen greeting under principles that include a checkable rule,
@@ -99,7 +126,7 @@ def pair_rows(pairs: Sequence[dict], pool: Sequence[Sequence[str]], rng: random.
             rows.append({"prompt": p["prompt"], "response": text, "label": label, "pair": key, "source": source,
                          "principles": vary(pool, rng)})
         if rule_share and rng.random() < rule_share:
-            row = rule_row(p["prompt"], p["chosen"], texts[rng.randrange(len(texts))], pool, rng)
+            row = rule_row(p["prompt"], p["chosen"], texts[rng.randrange(len(texts))], pool, rng, rule_kind)
             rows += [row] if row else []
     return rows
 
@@ -150,24 +177,26 @@ def degraded_rows(goods: Sequence[dict], pool: Sequence[Sequence[str]], rng: ran
     return rows
 
 
-def rule_row(prompt: str, good: str, other: str, pool: Sequence[Sequence[str]], rng: random.Random) -> dict | None:
+def rule_row(prompt: str, good: str, other: str, pool: Sequence[Sequence[str]], rng: random.Random,
+             kind: str = "word") -> dict | None:
     """A good greeting under varied principles plus one checkable rule, labelled by whether it keeps it."""
-    rule = checkable_rule(good, other, rng)
+    rule = checkable_rule(good, other, rng, kind)
     if rule is None:
         return None
-    return {"prompt": prompt, "response": good, "label": int(rule.satisfied), "source": "rule",
+    return {"prompt": prompt, "response": good, "label": int(rule.satisfied), "source": f"rule:{kind}",
             "principles": with_rule(vary(pool, rng, empty_share=0.0), rule.text, rng)}
 
 
-def rule_eval_rows(labelled: Sequence[dict], principles: Sequence[str], seed: int = 0) -> list[dict]:
+def rule_eval_rows(labelled: Sequence[dict], principles: Sequence[str], seed: int = 0,
+                   kind: str = "word") -> list[dict]:
     """The principle-following test: every good greeting of ``labelled`` under ``principles`` plus one
-    checkable rule, labelled by whether it keeps the rule (about half do). A judge that ignores the
-    principles scores these at chance."""
+    checkable rule of ``kind``, labelled by whether it keeps the rule (about half do). A judge that
+    ignores the principles scores these at chance."""
     rng = random.Random(seed)
     good = [r for r in labelled if int(r["label"]) == 1]
     rows = []
     for r in good:
-        rule = checkable_rule(r["response"], good[rng.randrange(len(good))]["response"], rng)
+        rule = checkable_rule(r["response"], good[rng.randrange(len(good))]["response"], rng, kind)
         if rule is not None:
             rows.append({"prompt": r["prompt"], "response": r["response"], "label": int(rule.satisfied),
                          "rule": rule.text, "principles": with_rule(principles, rule.text, rng)})

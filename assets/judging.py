@@ -9,7 +9,7 @@ an event, so every label downstream says which threshold made it.
 
 
 import random
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -64,7 +64,8 @@ def principle_pool(warehouse: WarehouseResource) -> list[list[str]]:
 
 
 def judge_training_rows(warehouse: WarehouseResource, *, seed: int = 0, max_pairs: int = 0,
-                        snapshot: int | None = None, rule_share: float = 0.0) -> list[dict]:
+                        snapshot: int | None = None, rule_share: float = 0.0,
+                        rule_kind: str = "length") -> list[dict]:
     """Human judgements that are not evaluation data (labels of the training split; seed pairs as
     chosen → 是 / rejected → 否, kept together for the pairwise term), rows whose principles carry a
     checkable rule (``agents.judging.pair_rows``: the principle text decides their label) and the
@@ -80,14 +81,14 @@ def judge_training_rows(warehouse: WarehouseResource, *, seed: int = 0, max_pair
     goods = [e.response for e in train if e.label == 1]
     for e in train:
         if e.label == 1 and rule_share and rng.random() < rule_share:
-            row = rule_row(e.prompt, e.response, goods[rng.randrange(len(goods))], pool, rng)
+            row = rule_row(e.prompt, e.response, goods[rng.randrange(len(goods))], pool, rng, rule_kind)
             rows += [row] if row else []
     pairs = wh.sql("SELECT id, prompt, chosen, rejected FROM seed_preference_pairs_latest "
                    "WHERE NOT list_contains(?, source) ORDER BY id", [list(EVAL_SOURCES)], as_of=snapshot).to_dicts()
     pairs = [p for p in pairs if p["chosen"] not in banned and p["rejected"] not in banned]
     if max_pairs:
         pairs = pairs[:max_pairs]
-    rows += pair_rows(pairs, pool, rng, rule_share=rule_share)
+    rows += pair_rows(pairs, pool, rng, rule_share=rule_share, rule_kind=rule_kind)
     adv = wh.sql("SELECT prompt, greeting FROM adversarial_examples_latest WHERE fooled ORDER BY id",
                  as_of=snapshot).to_dicts()
     rows += [{"prompt": a["prompt"], "response": a["greeting"], "label": 0, "source": "adversarial",
@@ -163,8 +164,10 @@ class JudgeModelConfig(dg.Config):
                               "whose principles include a checkable must-have / must-not word rule, labelled by it. "
                               "0 by default: at 135M / 2 epochs these rows taught no rule following and cost AUC "
                               "(bench/RESULTS.md); the metrics' `rules` entry measures it for any base model")
+    rule_kind: Literal["word", "length"] = Field(default="length", description="the checkable rule of those rows: a "
+                                                 "must-have / must-not word, or an at-most / at-least character count")
     rule_eval: bool = Field(default=True, description="also measure principle following (good greetings under a "
-                            "checkable rule they keep or break)")
+                            "checkable rule of each kind they keep or break)")
     principle_ablations: bool = Field(default=True, description="also evaluate with empty / shuffled / foreign "
                                       "principles (does the principle text matter?)")
     seed: int = 0
@@ -177,7 +180,7 @@ def train_judge(context, warehouse: WarehouseResource, training: TrainingResourc
 
     snap = warehouse.get().current_snapshot()
     rows = judge_training_rows(warehouse, seed=config.seed, max_pairs=config.max_pairs, snapshot=snap,
-                               rule_share=config.rule_share)
+                               rule_share=config.rule_share, rule_kind=config.rule_kind)
     if not rows:
         raise dg.Failure("no human judgements to train a judge on: materialize human_labels / seed_preference_pairs")
     cfg = JudgeRunConfig(base_model=base_path, output_dir="-", train_file="-", eval_principles=s_d,

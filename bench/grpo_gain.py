@@ -35,6 +35,7 @@ from bench.paper_data import pairs as read_pairs
 from training import artifacts
 from training.config import GRPORunConfig, JudgeRunConfig, RMRunConfig, SFTRunConfig
 from training.data import write_jsonl
+from training.paper_data import judge_rows
 from training.reporting import Reporter
 from training.rewards import message_text
 
@@ -43,13 +44,17 @@ def half(pair: dict) -> int:
     return int(hashlib.blake2b(pair["prompt"].encode() + pair["chosen"].encode(), digest_size=2).hexdigest(), 16) % 2
 
 
-def prepare(data: Path, work: Path) -> dict[str, Path]:
+def prepare(data: Path, work: Path, judge_variant: str = "pairwise2") -> dict[str, Path]:
     import pyarrow.parquet as pq
 
-    from bench.judge_gain import judge_rows
+    from bench.judge_gain import VARIANTS
 
     work.mkdir(parents=True, exist_ok=True)
     f = {k: work / f"{k}.jsonl" for k in ("sft", "pairs_a", "pairs_b", "judge", "grpo", "test", "labels", "dev")}
+    marker = work / "judge_variant.txt"  # one work directory, one judge recipe: its artifacts depend on it
+    if marker.exists() and marker.read_text().strip() != judge_variant:
+        raise SystemExit(f"{work} holds a judge trained as {marker.read_text().strip()!r}, not {judge_variant!r}: "
+                         "use another --work")
     if all(p.exists() for p in f.values()):
         return f
     write_jsonl(f["sft"], [{"prompt": r["instruction"] + (("\n" + r["input"]) if r.get("input") else ""),
@@ -58,8 +63,10 @@ def prepare(data: Path, work: Path) -> dict[str, Path]:
     a = [p for p in train if half(p) == 0]
     write_jsonl(f["pairs_a"], a)
     write_jsonl(f["pairs_b"], [p for p in train if half(p) == 1])
-    # no checkable-rule rows: they did not teach rule following and cost AUC (bench/RESULTS.md)
-    write_jsonl(f["judge"], judge_rows(a, rule_share=0.0))
+    v = VARIANTS[judge_variant]
+    write_jsonl(f["judge"], judge_rows(a, rule_share=v.rule_share, rule_kind=v.rule_kind,
+                                       degraded_share=v.degraded_share))
+    marker.write_text(judge_variant)
     write_jsonl(f["grpo"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/train.parquet").to_pylist()])
     write_jsonl(f["test"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/test.parquet").to_pylist()])
     write_jsonl(f["dev"], read_pairs(data / "reward_pairs_dev.json"))
@@ -95,13 +102,17 @@ def main() -> int:
     p.add_argument("--raw-rewards", action="store_true",
                    help="GRPO on unshaped rewards (no length neutralisation, no common scale); stages get _raw")
     p.add_argument("--eval-prompts", type=int, default=256)
+    p.add_argument("--judge-variant", default="pairwise2",
+                   help="the judge's recipe, a bench.judge_gain variant (epochs, pairwise term, rule rows, degraded "
+                        "negatives); one per --work")
     p.add_argument("--out")
     a = p.parse_args()
     from agents.principles import INITIAL_S_D
+    from bench.judge_gain import VARIANTS
     from training import grpo, judge, rm, sft
 
     work = Path(a.work)
-    f = prepare(Path(a.data), work)
+    f = prepare(Path(a.data), work, a.judge_variant)
     r = Reporter()
     done = artifacts.is_complete
     if "sft" in a.stages and not done(work / "sft"):
@@ -112,11 +123,13 @@ def main() -> int:
             rm.train(RMRunConfig(base_model=a.model, output_dir=str(work / stage), engine="fast", batch_size=256,
                                  learning_rate=1.6e-4, train_files=[str(pairs_file)], eval_pairs_file=str(f["dev"]),
                                  eval_labels_file=str(f["labels"]), logging_steps=20), r)
+    jv = VARIANTS[a.judge_variant]
     if "judge" in a.stages and not done(work / "judge"):
         judge.train(JudgeRunConfig(base_model=a.model, output_dir=str(work / "judge"), train_file=str(f["judge"]),
                                    eval_labels_file=str(f["labels"]), eval_pairs_file=str(f["dev"]),
-                                   eval_principles=list(INITIAL_S_D), principle_ablations=False, num_epochs=2,
-                                   pairwise_weight=1.0, logging_steps=50), r)
+                                   eval_principles=list(INITIAL_S_D), principle_ablations=False,
+                                   num_epochs=jv.epochs, pairwise_weight=jv.pairwise_weight,
+                                   learning_rate=jv.learning_rate, logging_steps=50), r)
     suffix = ("_raw" if a.raw_rewards else "") + (f"_{a.tag}" if a.tag else "")
     for stage, reward in (("grpo_rm", "reward_model"), ("grpo_judge", "judge"), ("grpo_weighted", "weighted")):
         if stage in a.stages and not done(work / (stage + suffix)):

@@ -119,7 +119,7 @@ def test_pair_rows_keep_pairs_together_and_add_standalone_rule_rows_labelled_by_
     rows = judging.pair_rows(pairs, [["原则一", "原则二", "原则三"]], random.Random(1), rule_share=0.5)
     paired = [r for r in rows if r.get("pair")]
     assert len(paired) == 80 and {r["label"] for r in paired} == {0, 1}
-    rules = [r for r in rows if r["source"] == "rule"]
+    rules = [r for r in rows if r["source"] == "rule:word"]
     assert rules and all("pair" not in r for r in rules)  # the pairwise term never sees a rule row
     for r in rules:
         rule = next(p for p in r["principles"] if p.startswith("祝福语中"))
@@ -134,3 +134,32 @@ def test_rule_eval_rows_use_only_good_greetings_under_the_given_principles():
     assert rows and all(r["response"] in {x["response"] for x in labelled if x["label"] == 1} for r in rows)
     assert all("原则甲" in r["principles"] and r["rule"] in r["principles"] for r in rows)
     assert rows == judging.rule_eval_rows(labelled, ["原则甲"], seed=3)  # reproducible
+
+
+def test_length_rules_are_decided_by_the_greetings_length_and_never_borderline():
+    rng = random.Random(0)
+    texts = ["愿你平安喜乐，岁岁无忧！" * k for k in (1, 2, 3, 5, 8)]
+    rules = [r for t in texts for _ in range(40) if (r := judging.length_rule(t, rng))]
+    assert rules
+    for t, r in ((t, judging.length_rule(t, random.Random(i))) for i, t in enumerate(texts * 20)):
+        if r is None:
+            continue
+        n, chars = int(r.word), len(t)
+        assert abs(chars - n) >= max(6, 0.2 * n)
+        assert r.satisfied == (chars <= n if "不超过" in r.text else chars >= n)
+    assert {(("不超过" in r.text), r.satisfied) for r in rules} == {(True, True), (True, False), (False, True),
+                                                                   (False, False)}
+
+
+def test_rule_rows_of_either_kind_carry_their_rule_and_its_kind():
+    pairs = [{"id": f"p{i}", "prompt": f"需求{i}", "chosen": "祝你前程似锦，万事顺意，" * (1 + i % 5),
+              "rejected": "生日快乐"} for i in range(60)]
+    rows = judging.pair_rows(pairs, [["原则一", "原则二"]], random.Random(2), rule_share=1.0, rule_kind="length")
+    rules = [r for r in rows if r["source"] == "rule:length"]
+    assert rules and {r["label"] for r in rules} == {0, 1}
+    assert all(any(p.startswith("祝福语不") for p in r["principles"]) for r in rules)
+    with pytest.raises(ValueError, match="unknown rule kind"):
+        judging.checkable_rule("祝你前程似锦，万事顺意", "x", random.Random(0), "rhyme")
+    evals = judging.rule_eval_rows([{"prompt": "p", "response": r["response"], "label": 1} for r in rules],
+                                   ["原则甲"], kind="length")
+    assert evals and all(r["rule"].startswith("祝福语不") for r in evals)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import torch
 
-from agents.judging import LABELS, judge_messages, rule_eval_rows
+from agents.judging import LABELS, RULE_KINDS, judge_messages, rule_eval_rows
 from training import artifacts, devices, kernels
 from training.config import JudgeRunConfig
 from training.data import read_jsonl
@@ -132,17 +132,20 @@ def evaluate(judge: MarginModel, cfg: JudgeRunConfig) -> dict:
         if labels:  # the threshold on P(是) that best separates the labels (for a quick label)
             t = res.get("threshold")
             res["threshold_p"] = None if t is None else round(1 / (1 + math.exp(-t)), 4)
-    if labels and cfg.rule_eval:
-        out["rules"] = principle_following(judge, labels, list(cfg.eval_principles), cfg.seed)
+    if labels and cfg.rule_eval:  # `rules`: the word rule (its historical name); `rules_length`: the length rule
+        for kind in RULE_KINDS:
+            key = "rules" if kind == "word" else f"rules_{kind}"
+            out[key] = principle_following(judge, labels, list(cfg.eval_principles), cfg.seed, kind)
     return out
 
 
-def principle_following(judge: MarginModel, labels: list[dict], principles: list[str], seed: int = 0) -> dict:
+def principle_following(judge: MarginModel, labels: list[dict], principles: list[str], seed: int = 0,
+                        kind: str = "word") -> dict:
     """Does the judge follow its principles? The evaluation set's good greetings, each under the
-    evaluation principles plus a checkable must-have / must-not word rule (``rule_eval_rows``): AUC of
-    the score against "keeps the rule", with the rule in the prompt and without it (chance if the judge
-    reads no principles), and accuracy at the margin's sign."""
-    rows = rule_eval_rows(labels, principles, seed)
+    evaluation principles plus a checkable rule of ``kind`` (``rule_eval_rows``: a must-have / must-not
+    word, or a character count): AUC of the score against "keeps the rule", with the rule in the prompt
+    and without it (chance if the judge reads no principles), and accuracy at the margin's sign."""
+    rows = rule_eval_rows(labels, principles, seed, kind)
     if not rows:
         return {}
     y = [r["label"] for r in rows]

@@ -5,6 +5,7 @@ are for the GPU builds and benches, which read the files directly."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 
@@ -28,3 +29,22 @@ def sft(path: Path) -> list[dict]:
         if prompt.strip() and str(r.get("output") or "").strip():
             out.append({"prompt": prompt, "response": r["output"]})
     return out
+
+
+def judge_rows(pairs: list[dict], seed: int = 0, *, rule_share: float = 0.0, rule_kind: str = "word",
+               degraded_share: float = 0.0) -> list[dict]:
+    """The judge's training rows from the paper's pairs, built as the ``judge_model`` asset builds them
+    (``agents.judging.pair_rows``: chosen → 是 / rejected → 否 kept together for the pairwise term, varied
+    principle lists from the initial S_D and Path A's principles), optionally with checkable-rule rows
+    for ``rule_share`` of the pairs and degraded copies of ``degraded_share`` of the chosen greetings."""
+    from agents import judge as path_a_judge
+    from agents.judging import degraded_rows, pair_rows
+    from agents.principles import INITIAL_S_D
+
+    rng = random.Random(seed)
+    pool = [list(INITIAL_S_D), list(path_a_judge.PRINCIPLES)]
+    rows = pair_rows(pairs, pool, rng, rule_share=rule_share, rule_kind=rule_kind)
+    if degraded_share:
+        rows += degraded_rows([{"prompt": p["prompt"], "response": p["chosen"]} for p in pairs], pool, rng,
+                              degraded_share)
+    return rows

@@ -35,13 +35,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agents import judge as path_a_judge
-from agents.judging import FOREIGN_PRINCIPLES, degraded_rows, pair_rows
+from agents.judging import FOREIGN_PRINCIPLES
 from agents.principles import INITIAL_S_D
 from training import artifacts, devices
 from training.config import JudgeRunConfig, LoRA, SFTRunConfig
 from training.data import write_jsonl
 from training.generation import generate
+from training.paper_data import judge_rows
 from training.paper_data import labels as paper_labels
 from training.paper_data import pairs as paper_pairs
 from training.paper_data import sft as paper_sft
@@ -55,14 +55,6 @@ SFT_LORA = LoRA(r=16, alpha=32, dropout=0.05)
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def judge_rows(pairs: list[dict], seed: int, degraded_share: float) -> list[dict]:
-    rng = random.Random(seed)
-    pool = [list(INITIAL_S_D), list(path_a_judge.PRINCIPLES)]
-    rows = pair_rows(pairs, pool, rng, rule_share=0.0)
-    goods = [{"prompt": p["prompt"], "response": p["chosen"]} for p in pairs]
-    return rows + degraded_rows(goods, pool, rng, degraded_share)
 
 
 def _export(artifact: Path, out: Path, manifest: dict) -> Path:
@@ -102,7 +94,7 @@ def build(a: argparse.Namespace) -> dict:
         pass
     results: dict = {}
 
-    rows = judge_rows(paper_pairs(files["reward_pairs_train.json"]), a.seed, a.degraded_share)
+    rows = judge_rows(paper_pairs(files["reward_pairs_train.json"]), a.seed, degraded_share=a.degraded_share)
     write_jsonl(work / "judge_train.jsonl", rows)
     write_jsonl(work / "labels.jsonl", paper_labels(files["evaluation_dev.jsonl"]))
     write_jsonl(work / "pairs.jsonl", paper_pairs(files["reward_pairs_dev.json"]))

@@ -94,7 +94,8 @@ def build(a: argparse.Namespace) -> dict:
         pass
     results: dict = {}
 
-    rows = judge_rows(paper_pairs(files["reward_pairs_train.json"]), a.seed, degraded_share=a.degraded_share)
+    rows = judge_rows(paper_pairs(files["reward_pairs_train.json"]), a.seed, degraded_share=a.degraded_share,
+                      rule_share=a.rule_share, rule_kind=a.rule_kind)
     write_jsonl(work / "judge_train.jsonl", rows)
     write_jsonl(work / "labels.jsonl", paper_labels(files["evaluation_dev.jsonl"]))
     write_jsonl(work / "pairs.jsonl", paper_pairs(files["reward_pairs_dev.json"]))
@@ -102,7 +103,7 @@ def build(a: argparse.Namespace) -> dict:
                           eval_labels_file=str(work / "labels.jsonl"), eval_pairs_file=str(work / "pairs.jsonl"),
                           eval_principles=list(INITIAL_S_D), foreign_principles=FOREIGN_PRINCIPLES,
                           num_epochs=a.judge_epochs, learning_rate=a.judge_lr, batch_size=64, lora=JUDGE_LORA,
-                          principle_ablations=True, rule_eval=False, eval_before=True, logging_steps=50, seed=a.seed)
+                          principle_ablations=True, rule_eval=True, eval_before=True, logging_steps=50, seed=a.seed)
     t0 = time.time()
     jm = judge.train(jcfg, Reporter())
     jm["wall_s"] = round(time.time() - t0, 1)
@@ -116,10 +117,12 @@ def build(a: argparse.Namespace) -> dict:
     scfg = SFTRunConfig(base_model=a.model, output_dir=str(work / "sft"), train_file=str(work / "sft_train.jsonl"),
                         num_epochs=a.sft_epochs, learning_rate=a.sft_lr, batch_size=32, lora=SFT_LORA,
                         logging_steps=50, seed=a.seed)
-    t0 = time.time()
-    sm = sft.train(scfg, Reporter())
-    sm["wall_s"] = round(time.time() - t0, 1)
-    results["sft"] = {"metrics": sm}
+    sft_path = a.sft_model or str(work / "sft")
+    if not a.sft_model:
+        t0 = time.time()
+        sm = sft.train(scfg, Reporter())
+        sm["wall_s"] = round(time.time() - t0, 1)
+        results["sft"] = {"metrics": sm}
 
     # the demo's question: does the judge tell the SFT policy's greetings from the base model's?
     seen = {r["prompt"] for r in sft_rows} | {r["prompt"] for r in rows}
@@ -129,7 +132,7 @@ def build(a: argparse.Namespace) -> dict:
     scorer = MarginModel.load(str(work / "judge"))
     check: dict = {"prompts": len(heldout), "note": "requests of queries.txt that neither adapter trained on; "
                    "temperature 0.7, 64 new tokens; judge under the initial S_D"}
-    for name, path in (("base", a.model), ("sft", str(work / "sft"))):
+    for name, path in (("base", a.model), ("sft", sft_path)):
         texts = generate(path, heldout, max_new_tokens=64, batch_size=64, temperature=0.7, top_p=0.9, seed=a.seed)
         p = [1 / (1 + math.exp(-m)) for m in scorer.score(list(INITIAL_S_D), heldout, texts)]
         check[name] = {"judge_p_yes_mean": round(statistics.mean(p), 4),
@@ -140,10 +143,15 @@ def build(a: argparse.Namespace) -> dict:
     results["check"] = check
 
     judge_manifest = {**common, "kind": "judge", "trainer": "training.judge", "config": jcfg.model_dump(),
-                      "degraded_share": a.degraded_share, **results["judge"], "check": check}
-    sft_manifest = {**common, "kind": "sft", "trainer": "training.sft", "config": scfg.model_dump(),
-                    **results["sft"], "check": check}
-    for kind, man in (("judge", judge_manifest), ("sft", sft_manifest)):
+                      "degraded_share": a.degraded_share, "rule_share": a.rule_share, "rule_kind": a.rule_kind,
+                      **results["judge"], "check": check}
+    manifests = {"judge": judge_manifest}
+    if not a.sft_model:
+        manifests["sft"] = {**common, "kind": "sft", "trainer": "training.sft", "config": scfg.model_dump(),
+                            **results["sft"], "check": check}
+    else:
+        check["sft_model"] = "an existing SFT checkpoint (--sft-model), not rebuilt"
+    for kind, man in manifests.items():
         man["config"] = {k: v for k, v in man["config"].items() if k not in ("base_model", "output_dir", "train_file",
                                                                             "eval_labels_file", "eval_pairs_file")}
         _export(work / kind, out / kind, man)
@@ -167,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--judge-lr", type=float, default=2e-4)
     b.add_argument("--degraded-share", type=float, default=0.15,
                    help="share of the chosen greetings that also train as a degraded negative")
+    b.add_argument("--rule-share", type=float, default=0.0,
+                   help="share of the pairs whose chosen greeting also trains under a checkable rule, labelled by it")
+    b.add_argument("--rule-kind", choices=("word", "length"), default="length")
+    b.add_argument("--sft-model", default="", help="check with this SFT checkpoint instead of training one (only "
+                   "the judge is built and written)")
     b.add_argument("--sft-epochs", type=float, default=2.0)
     b.add_argument("--sft-lr", type=float, default=2e-4)
     b.add_argument("--check-prompts", type=int, default=128, help="held-out queries for the base-vs-SFT check")

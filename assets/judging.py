@@ -160,10 +160,12 @@ class JudgeModelConfig(dg.Config):
     max_length: int = 1024
     max_pairs: int = Field(default=0, description="seed pairs used (0 = all)")
     max_eval_labels: int = Field(default=0, description="evaluation items for the reported AUC (0 = all)")
-    rule_share: float = Field(default=0.0, description="share of good greetings that get one more training row "
-                              "whose principles include a checkable must-have / must-not word rule, labelled by it. "
-                              "0 by default: at 135M / 2 epochs these rows taught no rule following and cost AUC "
-                              "(bench/RESULTS.md); the metrics' `rules` entry measures it for any base model")
+    rule_share: float = Field(default=0.5, description="share of good greetings that get one more training row "
+                              "whose principles include a checkable rule (``rule_kind``), labelled by whether the "
+                              "greeting keeps it: the rows that make the principle text matter. With length rules, "
+                              "the paper-data judge follows a length principle it is shown (AUC 0.998 with the rule, "
+                              "0.49 without) at a cost of ≤ 0.002 AUC; word rules taught nothing at 135M "
+                              "(bench/RESULTS.md)")
     rule_kind: Literal["word", "length"] = Field(default="length", description="the checkable rule of those rows: a "
                                                  "must-have / must-not word, or an at-most / at-least character count")
     rule_eval: bool = Field(default=True, description="also measure principle following (good greetings under a "

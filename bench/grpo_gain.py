@@ -7,7 +7,7 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   sft        SFT on sft.json (one epoch)
   rm         the training reward model: Bradley–Terry (fast engine) on half A of reward_pairs_train
   evaluator  the independent evaluator: the same on half B (disjoint pairs)
-  judge      the trained 是/否 judge on half A (pairwise term, two epochs)
+  judge      the trained 是/否 judge on half A (pairwise term, two epochs, length-rule rows: --judge-variant)
   grpo_rm    GRPO from SFT, reward = the training reward model
   grpo_judge GRPO from SFT, reward = the judge's P(是) under the initial S_D
   grpo_weighted  GRPO from SFT, reward = reward model + judge (each length-neutral, on one scale)
@@ -44,7 +44,7 @@ def half(pair: dict) -> int:
     return int(hashlib.blake2b(pair["prompt"].encode() + pair["chosen"].encode(), digest_size=2).hexdigest(), 16) % 2
 
 
-def prepare(data: Path, work: Path, judge_variant: str = "pairwise2") -> dict[str, Path]:
+def prepare(data: Path, work: Path, judge_variant: str = "pairwise2_len") -> dict[str, Path]:
     import pyarrow.parquet as pq
 
     from bench.judge_gain import VARIANTS
@@ -102,7 +102,7 @@ def main() -> int:
     p.add_argument("--raw-rewards", action="store_true",
                    help="GRPO on unshaped rewards (no length neutralisation, no common scale); stages get _raw")
     p.add_argument("--eval-prompts", type=int, default=256)
-    p.add_argument("--judge-variant", default="pairwise2",
+    p.add_argument("--judge-variant", default="pairwise2_len",
                    help="the judge's recipe, a bench.judge_gain variant (epochs, pairwise term, rule rows, degraded "
                         "negatives); one per --work")
     p.add_argument("--out")

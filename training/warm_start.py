@@ -11,7 +11,8 @@ examples before its Chinese is readable (bench/RESULTS.md). ``build`` runs this 
 - ``judge``: ``training/judge.py`` with LoRA on ``reward_pairs_train.json`` (chosen → 是, rejected → 否,
   the pairwise term, varied principle lists as the judge_model asset builds them), plus degraded copies
   (``agents.judging.degrade``: repeated clause, shuffled characters, cut mid-clause) of a share of the
-  chosen greetings as negatives; evaluated on ``evaluation_dev.jsonl`` and ``reward_pairs_dev.json``,
+  chosen greetings as negatives, and for half the pairs the chosen greeting under a length rule
+  (``agents.judging.length_rule``) labelled by whether it keeps it, so the judge reads its principles; evaluated on ``evaluation_dev.jsonl`` and ``reward_pairs_dev.json``,
   never trained on.
 - ``sft``: ``training/sft.py`` with LoRA on ``sft.json``.
 
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--judge-lr", type=float, default=2e-4)
     b.add_argument("--degraded-share", type=float, default=0.15,
                    help="share of the chosen greetings that also train as a degraded negative")
-    b.add_argument("--rule-share", type=float, default=0.0,
+    b.add_argument("--rule-share", type=float, default=0.5,
                    help="share of the pairs whose chosen greeting also trains under a checkable rule, labelled by it")
     b.add_argument("--rule-kind", choices=("word", "length"), default="length")
     b.add_argument("--sft-model", default="", help="check with this SFT checkpoint instead of training one (only "

@@ -8,8 +8,11 @@ One iteration: the Generator plants flaws (following S_G) in greetings for sampl
 Detector — the shared 是/否 judge (``agents.judging``) reading S_D — scores those and real labelled
 examples, its threshold calibrated on the training split's human labels; for planted flaws it
 caught, an agent suggests how S_G could hide them better; the Reflector explains each Detector
-error against the ground truth and suggests a change to S_D; the Optimizer merges suggestions into
-new S_G and S_D (at most ``MAX_RULES`` each). S_D changes only when the Detector erred. Planted
+error against the ground truth and suggests a change to S_D; the Optimizer turns each set's
+suggestions into one edit of it — add a rule, replace rule k, or keep the set (at most ``MAX_RULES``
+rules). An edit rather than a rewrite: a whole rule set in Chinese did not fit the Optimizer's answer
+budget on the embedded model (every rewrite was cut off, so S_D never changed), and an edit keeps
+what was not criticised. S_D changes only when the Detector erred. Planted
 greetings that fooled the Detector are returned as adversarial negatives (the caller may train the
 next judge on them and hand back its runtime). The run keeps every iteration; the judge uses the
 S_D with the best held-out AUC, not simply the last one.
@@ -64,11 +67,29 @@ class Reflection(BaseModel):
     suggestion: str = Field(min_length=1, max_length=40, description="对评价原则的修改建议")
 
 
-class RuleSet(BaseModel):
-    rules: list[str] = Field(min_length=1, max_length=MAX_RULES)
+class RuleEdit(BaseModel):
+    action: Literal["add", "replace", "keep"] = Field(description="新增一条、替换一条，或保持不变")
+    index: int | None = Field(default=None, description="replace 时要替换的规则编号（从 1 开始）")
+    rule: str = Field(default="", max_length=60, description="新规则，一句话")
+
+
+def apply_edit(rules: list[str], edit: RuleEdit) -> list[str] | None:
+    """The rule set after ``edit``, or None when the edit is unusable (empty rule, a number that is not a
+    rule, a set already at ``MAX_RULES``, a rule it already has)."""
+    new = edit.rule.strip()
+    if edit.action == "keep":
+        return list(rules)
+    if not new or new in rules:
+        return None
+    if edit.action == "add":
+        return [*rules, new] if len(rules) < MAX_RULES else None
+    if edit.index is None or not 1 <= edit.index <= len(rules):
+        return None
+    return [*rules[: edit.index - 1], new, *rules[edit.index:]]
 
 
 SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=256, seed=0)
+EDIT_SAMPLING = SAMPLING.model_copy(update={"max_new_tokens": 96})  # one rule of ≤ 60 characters plus its JSON
 
 
 def _numbered(rules: list[str]) -> str:
@@ -112,11 +133,12 @@ def reflector_requests(errors: list[dict], s_d: list[str], iteration: int) -> li
 
 def optimizer_request(kind: Literal["S_G", "S_D"], rules: list[str], suggestions: list[str], iteration: int) -> ChatRequest:
     what = "写坏策略（用来出隐蔽的考题）" if kind == "S_G" else "评价原则（用来判断祝福语是否优秀）"
-    system = (f"你负责修订一组{what}。请把现有规则和新的修改建议合并成一组新的规则：保留有效的，吸收合理的建议，"
-              f"合并重复的，删掉无用的，最多 {MAX_RULES} 条，每条一句话。用JSON回答。")
+    system = (f"你负责修订一组{what}。请根据修改建议，对现有规则只做一处修改：新增一条规则（action 为 add），"
+              f"或用一条新规则替换某条已有规则（action 为 replace，index 为它的编号）；如果建议都不合理，就保持不变"
+              f"（action 为 keep）。新规则要具体，一句话。规则最多 {MAX_RULES} 条。用JSON回答。")
     user = f"现有规则：\n{_numbered(rules)}\n修改建议：\n" + "\n".join(f"- {s}" for s in suggestions)
     return ChatRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-                       sampling=SAMPLING, item=f"optimize-{kind}-{iteration}")
+                       sampling=EDIT_SAMPLING, item=f"optimize-{kind}-{iteration}")
 
 
 # ---------------------------------------------------------------- the loop
@@ -200,16 +222,15 @@ def loop_id(model: str, train: list[Example], heldout: list[Example], config: Lo
 
 
 def _merge(runtime: Runtime, updates: dict[str, tuple[list[str], list[str]]], iteration: int) -> dict[str, list[str]]:
-    """The Optimizer rewrites each rule set ({"S_D": (rules, suggestions), ...}) in one batched call;
-    an unusable rewrite keeps the rules as they were."""
+    """The Optimizer edits each rule set ({"S_D": (rules, suggestions), ...}) in one batched call;
+    an unusable edit keeps the rules as they were."""
     kinds = [k for k, (_, sugg) in updates.items() if sugg]
     results = runtime.structured([optimizer_request(k, updates[k][0], updates[k][1], iteration)  # type: ignore[arg-type]
-                                  for k in kinds], RuleSet) if kinds else []
+                                  for k in kinds], RuleEdit) if kinds else []
     out = {k: rules for k, (rules, _) in updates.items()}
     for k, res in zip(kinds, results, strict=True):
-        if res.ok:
-            new = [r.strip() for r in res.parsed["rules"] if r.strip()]
-            out[k] = new[:MAX_RULES] or out[k]
+        if res.ok and (new := apply_edit(out[k], RuleEdit.model_validate(res.parsed))) is not None:
+            out[k] = new
     return out
 
 

@@ -113,15 +113,16 @@ def main() -> int:
     parser.add_argument("--agreement-sample", type=int, default=6,
                         help="evaluation-split human labels for labeler_agreement and judge_agreement, and "
                         "calibration-split labels for judge_calibration (half good, half flawed where possible)")
-    parser.add_argument("--train-steps", type=int, default=2, help="optimizer steps for SFT and the reward models")
-    parser.add_argument("--judge-steps", type=int, default=2, help="optimizer steps for the judge")
+    parser.add_argument("--train-steps", type=int, default=1, help="optimizer steps for SFT and the reward models")
+    parser.add_argument("--judge-steps", type=int, default=1, help="optimizer steps for the judge")
     parser.add_argument("--grpo-steps", type=int, default=1, help="GRPO steps (one: the loop end to end; CPU steps do "
                         "not move a policy)")
     parser.add_argument("--eval-prompts", type=int, default=32, help="held-out prompts for policy_evaluation")
     args = parser.parse_args()
     # Small on purpose: the embedded default on a CPU. Full runs are Dagster run configs.
-    # Two steps of two: every trainer runs end to end (data, steps, eval, artifact, registry) in seconds on a
-    # CPU, where each step's cost is its tokens; what the models learn in two steps is not the point here.
+    # One step of two: every trainer runs end to end (data, step, eval, artifact, registry) in seconds on a
+    # CPU, where each step's cost is its tokens (~10 s for a judge step); what the models learn in a step or
+    # two is not the point here (the judge and SFT start from GPU-trained warm starts).
     small_rm = {"max_steps": args.train_steps, "batch_size": 2, "max_eval_labels": args.agreement_sample}
     # One exemplar instead of three: the retrieved exemplars are most of a Path A prompt (~160 of the ~450
     # tokens each debater reads per item, measured in the demo's call log), and CPU time is prefill.
@@ -129,8 +130,8 @@ def main() -> int:
     overrides = {
         "candidates": {"max_prompts": args.prompts, "k": args.k, "max_new_tokens": 96},
         "retrievals": exemplars,
-        # LoRA on top of the warm starts: two small-batch full-weight steps overwrite what the GPU taught them
-        # (Adam's first step moves every weight by ~lr), two LoRA steps only nudge it
+        # LoRA on top of the warm starts: small-batch full-weight steps overwrite what the GPU taught them
+        # (Adam's first step moves every weight by ~lr), LoRA steps only nudge it
         "judge_model": {"max_steps": args.judge_steps, "batch_size": 2, "max_pairs": 8, "lora": True,
                         "max_eval_labels": args.agreement_sample, "principle_ablations": False,
                         "rule_eval": False},

@@ -44,8 +44,8 @@ if __name__ == "__main__":  # the worker that the resume test kills
 class ScriptedPathB:
     """Answers Path B's agents by schema; the Detector (a score request) calls anything "BAD" good until
     its principles contain 识破BAD; "TRICKY" it always gets wrong (so every iteration has errors).
-    The S_D optimizer adds 识破BAD at iteration 1, writes a harmful rule at iteration 2, and
-    proposes 12 rules at iteration 3 (over the cap of 10)."""
+    The S_D optimizer adds 识破BAD at iteration 1, replaces rule 1 with a harmful one at iteration 2,
+    and at iteration 3 asks to replace a rule 12 that does not exist."""
 
     name = "scripted"
     model_id = "scripted-path-b"
@@ -56,21 +56,19 @@ class ScriptedPathB:
         self.items: list[str] = []
 
     def _answer(self, r: ChatRequest) -> dict:
-        user = r.messages[-1]["content"]
         if r.schema_name == "FlawedGreeting":
             return {"greeting": "BAD 平庸的祝福", "flaws": "套话堆砌"}
         if r.schema_name == "Reflection":
             return {"analysis": "漏看了缺陷", "suggestion": "识破BAD"}
-        if r.schema_name == "RuleSet":
+        if r.schema_name == "RuleEdit":
             iteration = int(r.item.rsplit("-", 1)[1])
-            current = [line.split(". ", 1)[1] for line in user.split("修改建议")[0].splitlines() if ". " in line]
             if "S_G" in r.item:
-                return {"rules": current + ["更隐蔽"]}
+                return {"action": "add", "rule": f"更隐蔽{iteration}"}
             if iteration == 1:
-                return {"rules": current + ["识破BAD"]}
+                return {"action": "add", "rule": "识破BAD"}
             if iteration == 2:
-                return {"rules": ["全部判1"]}
-            return {"rules": [f"规则{k}" for k in range(12)]}
+                return {"action": "replace", "index": 1, "rule": "全部判1"}
+            return {"action": "replace", "index": 12, "rule": "第十二条"}  # no rule 12: refused
         raise AssertionError(f"unexpected schema {r.schema_name}")
 
     @staticmethod

@@ -9,8 +9,8 @@ Detector — the shared 是/否 judge (``agents.judging``) reading S_D — score
 examples, its threshold calibrated on the training split's human labels; for planted flaws it
 caught, an agent suggests how S_G could hide them better; the Reflector explains each Detector
 error against the ground truth and suggests a change to S_D; the Optimizer turns each set's
-suggestions into one edit of it — add a rule, replace rule k, or keep the set (at most ``MAX_RULES``
-rules). An edit rather than a rewrite: a whole rule set in Chinese did not fit the Optimizer's answer
+suggestions into one edit of it — adopt suggestion j as a new rule or in place of rule k (in its own
+words or the Reflector's), or keep the set (at most ``MAX_RULES`` rules). An edit rather than a rewrite: a whole rule set in Chinese did not fit the Optimizer's answer
 budget on the embedded model (every rewrite was cut off, so S_D never changed), and an edit keeps
 what was not criticised. S_D changes only when the Detector erred. Planted
 greetings that fooled the Detector are returned as adversarial negatives (the caller may train the
@@ -69,16 +69,30 @@ class Reflection(BaseModel):
 
 class RuleEdit(BaseModel):
     action: Literal["add", "replace", "keep"] = Field(description="新增一条、替换一条，或保持不变")
+    suggestion: int = Field(default=1, description="采纳第几条修改建议（从 1 开始）")
     index: int | None = Field(default=None, description="replace 时要替换的规则编号（从 1 开始）")
-    rule: str = Field(default="", max_length=60, description="新规则，一句话")
+    rule: str = Field(default="", max_length=60, description="把采纳的建议改写成的新规则，一句话；可留空")
 
 
-def apply_edit(rules: list[str], edit: RuleEdit) -> list[str] | None:
-    """The rule set after ``edit``, or None when the edit is unusable (empty rule, a number that is not a
-    rule, a set already at ``MAX_RULES``, a rule it already has)."""
-    new = edit.rule.strip()
+_SCHEMA_WORDS = ("action", "index", "suggestion", "rule", "add", "replace", "keep")
+
+
+def _usable(rule: str) -> bool:
+    """A rule worth keeping: a Chinese sentence, not an echo of the answer format (the embedded 135M model,
+    asked to write the rule, often copies "action 为 add")."""
+    cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in rule)
+    return len(rule) >= 4 and cjk >= 0.6 * len(rule) and not any(w in rule.lower() for w in _SCHEMA_WORDS)
+
+
+def apply_edit(rules: list[str], edit: RuleEdit, suggestions: list[str]) -> list[str] | None:
+    """The rule set after ``edit``, or None when the edit is unusable (no such suggestion or rule, a set
+    already at ``MAX_RULES``, a rule it already has). The new rule is the Optimizer's wording when that is
+    usable, else the adopted suggestion as the Reflector wrote it."""
     if edit.action == "keep":
         return list(rules)
+    if not 1 <= edit.suggestion <= len(suggestions):
+        return None
+    new = edit.rule.strip() if _usable(edit.rule.strip()) else suggestions[edit.suggestion - 1].strip()
     if not new or new in rules:
         return None
     if edit.action == "add":
@@ -133,10 +147,11 @@ def reflector_requests(errors: list[dict], s_d: list[str], iteration: int) -> li
 
 def optimizer_request(kind: Literal["S_G", "S_D"], rules: list[str], suggestions: list[str], iteration: int) -> ChatRequest:
     what = "写坏策略（用来出隐蔽的考题）" if kind == "S_G" else "评价原则（用来判断祝福语是否优秀）"
-    system = (f"你负责修订一组{what}。请根据修改建议，对现有规则只做一处修改：新增一条规则（action 为 add），"
-              f"或用一条新规则替换某条已有规则（action 为 replace，index 为它的编号）；如果建议都不合理，就保持不变"
-              f"（action 为 keep）。新规则要具体，一句话。规则最多 {MAX_RULES} 条。用JSON回答。")
-    user = f"现有规则：\n{_numbered(rules)}\n修改建议：\n" + "\n".join(f"- {s}" for s in suggestions)
+    system = (f"你负责修订一组{what}。请从修改建议中选出最有价值的一条（suggestion 为它的编号），对现有规则只做"
+              f"一处修改：把它作为新规则加入（action 为 add），或用它替换一条已被它取代的规则（action 为 replace，"
+              f"index 为那条规则的编号）；如果建议都不合理，就保持不变（action 为 keep）。可以把建议改写成一句更具体"
+              f"的规则（rule），也可以留空。规则最多 {MAX_RULES} 条。用JSON回答。")
+    user = f"现有规则：\n{_numbered(rules)}\n修改建议：\n{_numbered(suggestions)}"
     return ChatRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
                        sampling=EDIT_SAMPLING, item=f"optimize-{kind}-{iteration}")
 
@@ -229,7 +244,8 @@ def _merge(runtime: Runtime, updates: dict[str, tuple[list[str], list[str]]], it
                                   for k in kinds], RuleEdit) if kinds else []
     out = {k: rules for k, (rules, _) in updates.items()}
     for k, res in zip(kinds, results, strict=True):
-        if res.ok and (new := apply_edit(out[k], RuleEdit.model_validate(res.parsed))) is not None:
+        edit = RuleEdit.model_validate(res.parsed) if res.ok else None
+        if edit is not None and (new := apply_edit(out[k], edit, updates[k][1])) is not None:
             out[k] = new
     return out
 

@@ -10,7 +10,8 @@ length baseline, on all items and the 30–49-character band; and the ablation: 
 Path B principles (``agents.principles.INITIAL_S_D``) as equally weighted criteria, scored the same
 way. The paper's pairs carry no human memo, so every concept here is the model's own (no note
 fallback). Evaluation items are a fixed stratified sample (``--labels``, both labels equally). Calls
-are not recorded (in-memory call log); ``--model`` is any local path or the embedded SmolLM2.
+are not recorded (in-memory call log); ``--model`` is any local path or model-store name, ``--judge-model``
+the scorer when it differs (e.g. the warm-start judge, ``smollm2-135m-instruct+judge``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.criteria_gain", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=os.environ.get("ZHUFU_SEED_DATA"), help="the paper's data directory")
-    p.add_argument("--model", default="embedded", help="agent and judge model: a local path or 'embedded'")
+    p.add_argument("--model", default="embedded", help="agent model (and judge, unless --judge-model): a local "
+                   "path or a model-store name ('embedded', 'smollm2-135m-instruct+judge' = the warm-start judge)")
+    p.add_argument("--judge-model", default="", help="the model that scores the criteria (default: --model)")
     p.add_argument("--pairs", type=int, default=4, help="training pairs per open-coding batch")
     p.add_argument("--max-batches", type=int, default=3)
     p.add_argument("--max-dimensions", type=int, default=3)
@@ -78,6 +81,8 @@ def main() -> int:
     t0 = time.time()
     path = ModelStore().resolve(a.model)
     runtime = LLMRuntime(LocalBackend(path, model_id=a.model, batch_size=a.batch_size, progress=False))
+    scorer = runtime if not a.judge_model else LLMRuntime(LocalBackend(
+        ModelStore().resolve(a.judge_model), model_id=a.judge_model, batch_size=a.batch_size, progress=False))
     embedder = Embedder()
     store = VectorStore(tempfile.mkdtemp(prefix="criteria-gain-"))
     rng = random.Random(0)
@@ -96,14 +101,14 @@ def main() -> int:
     items = stratified(items, a.labels) if a.labels else items
     pairs_in = [(i["prompt"], i["response"]) for i in items]
     rows = []
-    results: dict = {"criteria": [c.__dict__ for c in criteria], "curve": [p.__dict__ for p in w.coding.curve],
+    results: dict = {"model": a.model, "judge_model": a.judge_model or a.model, "criteria": [c.__dict__ for c in criteria], "curve": [p.__dict__ for p in w.coding.curve],
                      "concepts": [c.concept for c in w.coding.concepts()],
                      "rejected": sum(not c.ok for c in w.coding.codes), "workflow_s": round(t_workflow, 1)}
     if criteria:
-        auto = crit.score_responses(runtime, pairs_in, criteria, tag="bench-auto")
+        auto = crit.score_responses(scorer, pairs_in, criteria, tag="bench-auto")
         rows += report("auto criteria", [s.total for s in auto], items)
     if not a.no_ablation:
-        hand = crit.score_responses(runtime, pairs_in, crit.principles_as_criteria("greeting", INITIAL_S_D),
+        hand = crit.score_responses(scorer, pairs_in, crit.principles_as_criteria("greeting", INITIAL_S_D),
                                     tag="bench-hand")
         rows += report("hand-written principles", [s.total for s in hand], items)
     results["table"] = rows

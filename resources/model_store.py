@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
 import importlib.util
 import json
 import os
@@ -74,20 +75,30 @@ class ModelStore:
         return self._once(EMBEDDED_MODEL, lambda target: self._convert_gguf(embedded_gguf(), target))
 
     def ensure_warm_start(self, kind: str) -> Path:
-        """The embedded model with the shipped ``kind`` adapter merged in (float32), built once."""
+        """The embedded model with the shipped ``kind`` adapter merged in (float32), built once — and again
+        when the shipped adapter changes (a new release), so a store never serves a stale merge."""
         adapter = warm_start_dir(kind)
-        return self._once(f"{EMBEDDED_MODEL}+{kind}", lambda target: _merge_adapter(self.ensure_embedded(), adapter,
-                                                                                   target))
+        digest = _sha256(adapter / "adapter_model.safetensors")
+        return self._once(f"{EMBEDDED_MODEL}+{kind}",
+                          lambda target: _merge_adapter(self.ensure_embedded(), adapter, target, digest),
+                          current=lambda info: info.get("adapter_sha256") == digest)
 
-    def _once(self, name: str, build) -> Path:
+    def _once(self, name: str, build, current=None) -> Path:
+        """``self.path(name)``, built by ``build(target)`` unless it exists (and ``current(its
+        zhufu_model.json)`` holds, when given)."""
         target = self.path(name)
-        if (target / "zhufu_model.json").is_file():
+
+        def ready() -> bool:
+            info = target / "zhufu_model.json"
+            return info.is_file() and (current is None or current(json.loads(info.read_text(encoding="utf-8"))))
+
+        if ready():
             return target
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / f".{name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # one builder at a time across processes
-            if not (target / "zhufu_model.json").is_file():
+            if not ready():
                 build(target)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -138,7 +149,15 @@ def warm_start_dir(kind: str) -> Path:
     return d
 
 
-def _merge_adapter(base: Path, adapter: Path, target: Path) -> None:
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _merge_adapter(base: Path, adapter: Path, target: Path, digest: str) -> None:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -152,7 +171,8 @@ def _merge_adapter(base: Path, adapter: Path, target: Path) -> None:
     manifest = json.loads((adapter / WARM_START_MANIFEST).read_text(encoding="utf-8"))
     (tmp / "zhufu_model.json").write_text(json.dumps(
         {"name": target.name, "base": EMBEDDED_MODEL, "warm_start": adapter.name, "dtype": "float32",
-         "built_by": manifest.get("trainer"), "commit": manifest.get("commit")}, indent=2))
+         "built_by": manifest.get("trainer"), "commit": manifest.get("commit"), "adapter_sha256": digest},
+        indent=2))
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
 

@@ -63,12 +63,12 @@ class ScriptedPathB:
         if r.schema_name == "RuleEdit":
             iteration = int(r.item.rsplit("-", 1)[1])
             if "S_G" in r.item:
-                return {"action": "add", "rule": f"更隐蔽{iteration}"}
-            if iteration == 1:
-                return {"action": "add", "rule": "识破BAD"}
+                return {"action": "add", "suggestion": 1, "rule": f"更隐蔽的写法{iteration}"}
+            if iteration == 1:  # the Reflector's suggestion, adopted in its own words (the rule is left empty)
+                return {"action": "add", "suggestion": 1, "rule": ""}
             if iteration == 2:
-                return {"action": "replace", "index": 1, "rule": "全部判1"}
-            return {"action": "replace", "index": 12, "rule": "第十二条"}  # no rule 12: refused
+                return {"action": "replace", "suggestion": 1, "index": 1, "rule": "全部判1"}
+            return {"action": "replace", "suggestion": 1, "index": 12, "rule": "第十二条规则"}  # no rule 12: refused
         raise AssertionError(f"unexpected schema {r.schema_name}")
 
     @staticmethod

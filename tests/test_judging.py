@@ -163,3 +163,19 @@ def test_rule_rows_of_either_kind_carry_their_rule_and_its_kind():
     evals = judging.rule_eval_rows([{"prompt": "p", "response": r["response"], "label": 1} for r in rules],
                                    ["原则甲"], kind="length")
     assert evals and all(r["rule"].startswith("祝福语不") for r in evals)
+
+
+def test_an_optimizer_edit_adopts_a_suggestion_and_never_an_echo_of_the_answer_format():
+    from agents.principles import MAX_RULES, RuleEdit, apply_edit
+
+    rules, sugg = ["规则甲", "规则乙"], ["重复的句子应判为不合格", "称呼要与对象相符"]
+    assert apply_edit(rules, RuleEdit(action="add", suggestion=2, rule="称呼必须与收信人的身份相符"), sugg) == \
+        ["规则甲", "规则乙", "称呼必须与收信人的身份相符"]
+    # the embedded model often writes "action 为 add" as the rule: the Reflector's wording is used instead
+    assert apply_edit(rules, RuleEdit(action="add", suggestion=1, rule="action 为 add"), sugg)[-1] == sugg[0]
+    assert apply_edit(rules, RuleEdit(action="replace", suggestion=1, index=2), sugg) == ["规则甲", sugg[0]]
+    assert apply_edit(rules, RuleEdit(action="keep"), sugg) == rules
+    for bad in (RuleEdit(action="replace", suggestion=1, index=3), RuleEdit(action="add", suggestion=3)):
+        assert apply_edit(rules, bad, sugg) is None
+    assert apply_edit(["规则甲", sugg[0]], RuleEdit(action="add", suggestion=1), sugg) is None  # already a rule
+    assert apply_edit([f"规则{i}" for i in range(MAX_RULES)], RuleEdit(action="add", suggestion=1), sugg) is None

@@ -63,6 +63,18 @@ def test_a_warm_start_merges_into_the_embedded_model_once(model_store, embedded_
         model_store.ensure_warm_start("poem")
 
 
+def test_a_stale_merge_is_rebuilt_when_the_shipped_adapter_changes(model_store, embedded_model_dir):
+    merged = model_store.ensure_warm_start("judge")
+    info = merged / "zhufu_model.json"
+    meta = json.loads(info.read_text())
+    assert len(meta["adapter_sha256"]) == 64
+    info.write_text(json.dumps({**meta, "adapter_sha256": "an older release"}))  # as a store from before the change
+    mtime = (merged / "model.safetensors").stat().st_mtime
+    assert model_store.ensure_warm_start("judge") == merged
+    assert json.loads(info.read_text())["adapter_sha256"] == meta["adapter_sha256"]
+    assert (merged / "model.safetensors").stat().st_mtime != mtime
+
+
 def test_training_starts_from_a_warm_start_only_for_the_embedded_base_and_records_it():
     from resources.training import TrainingResource
 

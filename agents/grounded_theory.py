@@ -311,7 +311,8 @@ def open_code(runtime: Runtime, embedder: _Embedder, samples: dict[str, Sequence
                 texts.add(c.concept)
                 kv.append(v)
             out[sc].codes += codes
-            saturated = b > 0 and new == 0
+            # a batch whose answers were all unusable says nothing about saturation: keep coding
+            saturated = b > 0 and bool(usable) and new == 0
             out[sc].curve.append(CurvePoint(b, len(batches[sc]), len(usable), new,
                                             sum(x.is_new for x in out[sc].concepts()), saturated,
                                             "saturated" if saturated else None))

@@ -140,6 +140,16 @@ def test_saturation_stops_the_loop_and_the_curve_is_stored(setup):
     assert curve == [(0, 1, 1, False, None), (1, 1, 2, False, None), (2, 0, 2, True, "saturated")]
 
 
+def test_batches_of_only_unusable_answers_never_count_as_saturation(setup):
+    run, wh, _ = setup  # the scripted couplet coder answers nothing usable; without memos nothing is coded
+    run(["criteria"], {"criteria": {"scenarios": ["couplet"], "max_batches": 3, "batch_size": 1,
+                                    "note_fallback": False}})
+    curve = wh.sql("SELECT batch_index, total_concepts, saturated, stop_reason FROM gt_saturation_latest "
+                   "WHERE scenario = 'couplet' ORDER BY batch_index").rows()
+    assert [c[0] for c in curve] == [0, 1, 2] and not any(c[2] for c in curve)
+    assert curve[-1][1] == 0 and curve[-1][3] in ("max_batches", "no_samples")
+
+
 def test_malformed_answers_are_recorded_and_fallbacks_still_give_a_hierarchy(setup):
     run, wh, _ = setup
     run(["criteria"], {"criteria": {"max_batches": 2, "link_threshold": -1.0}})  # one group of several concepts

@@ -10,9 +10,10 @@ examples, its threshold calibrated on the training split's human labels; for pla
 caught, an agent suggests how S_G could hide them better; the Reflector explains each Detector
 error against the ground truth and suggests a change to S_D; the Optimizer turns each set's
 suggestions into one edit of it — adopt suggestion j as a new rule or in place of rule k (in its own
-words or the Reflector's), or keep the set (at most ``MAX_RULES`` rules). An edit rather than a rewrite: a whole rule set in Chinese did not fit the Optimizer's answer
-budget on the embedded model (every rewrite was cut off, so S_D never changed), and an edit keeps
-what was not criticised. S_D changes only when the Detector erred. Planted
+words or the Reflector's), or keep the set (at most ``MAX_RULES`` rules). An edit rather than a
+rewrite: a whole rule set in Chinese did not fit the Optimizer's answer budget on the embedded model
+(every rewrite was cut off, so S_D never changed), and an edit keeps what was not criticised. S_D
+changes only when the Detector erred. Planted
 greetings that fooled the Detector are returned as adversarial negatives (the caller may train the
 next judge on them and hand back its runtime). The run keeps every iteration; the judge uses the
 S_D with the best held-out AUC, not simply the last one.

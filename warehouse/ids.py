@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -14,3 +15,12 @@ def canonical_json(value: Any) -> str:
 def content_id(*parts: Any, length: int = 24) -> str:
     """Hex digest (``length`` chars) of the canonical JSON of ``parts``."""
     return hashlib.blake2b(canonical_json(list(parts)).encode("utf-8"), digest_size=16).hexdigest()[:length]
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (data files and adapters are tens of MB)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -44,6 +44,7 @@ class Variant:
     rule_share: float = 0.0  # share of pairs whose chosen greeting also trains under a checkable rule
     rule_kind: str = "word"
     degraded_share: float = 0.0  # share of chosen greetings that also train as a degraded negative
+    ema_decay: float = 0.0  # evaluate an exponential moving average of the weights (0 = the last step's)
 
     def rows_key(self) -> tuple:
         return (self.rule_share, self.rule_kind, self.degraded_share)
@@ -58,6 +59,8 @@ VARIANTS = {
     # + degraded negatives (a clause said three times, shuffled characters, cut mid-clause), as the warm start
     "pairwise2_deg": Variant(2.0, 1.0, degraded_share=0.15),
     "pairwise2_len_deg": Variant(2.0, 1.0, rule_share=0.5, rule_kind="length", degraded_share=0.15),
+    # the default recipe, read through a moving average of its weights over roughly the last 200 steps
+    "pairwise2_len_ema": Variant(2.0, 1.0, rule_share=0.5, rule_kind="length", ema_decay=0.995),
 }
 
 
@@ -71,6 +74,9 @@ def main() -> int:
     p.add_argument("--word-rule-share", type=float, default=0.0,
                    help="add word-rule rows (must-have / must-not word) for this share of pairs to every variant "
                         "that has no rule rows of its own (0 = none; 0.25 taught nothing at 135M, bench/RESULTS.md)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (row order, principle lists, rule rows)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations (~1/10 of the memory, ~1.3x the time): several runs on one GPU")
     p.add_argument("--zero-shot", action="store_true", help="also evaluate the untrained model")
     p.add_argument("--out", help="write the results as JSON here")
     a = p.parse_args()
@@ -86,18 +92,19 @@ def main() -> int:
             v = replace(v, rule_share=a.word_rule_share, rule_kind="word")
         train_file = work / "train-{}-{}-{}.jsonl".format(*v.rows_key())
         if not train_file.exists():
-            write_jsonl(train_file, judge_rows(train_pairs, rule_share=v.rule_share, rule_kind=v.rule_kind,
-                                               degraded_share=v.degraded_share))
+            write_jsonl(train_file, judge_rows(train_pairs, seed=a.seed, rule_share=v.rule_share,
+                                               rule_kind=v.rule_kind, degraded_share=v.degraded_share))
         cfg = JudgeRunConfig(base_model=a.model, output_dir=str(work / name), train_file=str(train_file),
                              eval_labels_file=str(work / "labels.jsonl"), eval_pairs_file=str(work / "pairs.jsonl"),
                              eval_principles=list(INITIAL_S_D), foreign_principles=FOREIGN_PRINCIPLES,
                              num_epochs=v.epochs, pairwise_weight=v.pairwise_weight, learning_rate=v.learning_rate,
-                             batch_size=a.batch_size,
+                             ema_decay=v.ema_decay, batch_size=a.batch_size, seed=a.seed,
+                             gradient_checkpointing=a.gradient_checkpointing,
                              eval_before=a.zero_shot and not results, logging_steps=50)
         t0 = time.time()
         results[name] = judge.train(cfg, Reporter())
         results[name]["wall_s"] = round(time.time() - t0, 1)
-        results[name]["variant"] = asdict(v)
+        results[name]["variant"] = {**asdict(v), "seed": a.seed}
     table = []
     for name, m in results.items():
         for variant in ("eval", "no_principles", "shuffled_principles", "foreign_principles"):

@@ -192,3 +192,33 @@ def test_fused_rms_norm_matches_transformers_norm(tiny_model_dir):
         assert apply(model, "fused_norm") == "fused_norm (5 norms)" or "(0 norms)" not in apply(model, "fused_norm")
         after = model(input_ids=ids).logits
     assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_judge_with_weight_average_saves_the_average_not_the_last_step(data, tiny_model_dir):
+    """ema_decay: the saved judge is the moving average of the weights — here 0.5 over 3 steps, so
+    its weights lie strictly between the base's and the last step's — and training runs with
+    gradient checkpointing on (the bench's several-runs-per-GPU mode)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from training import judge
+    from training.config import JudgeRunConfig
+
+    rows = [{"prompt": x["prompt"], "response": x["response"], "label": x["label"], "principles": ["真诚"]}
+            for x in LABELS]
+    write_jsonl(data / "judge.jsonl", rows)
+    runs = {}
+    for name, ema in (("last", 0.0), ("ema", 0.5)):
+        cfg = JudgeRunConfig(base_model=str(tiny_model_dir), output_dir=str(data / name), train_file=str(data / "judge.jsonl"),
+                             eval_labels_file=str(data / "labels.jsonl"), max_steps=3, batch_size=4,
+                             learning_rate=1e-2, ema_decay=ema, gradient_checkpointing=True, principle_ablations=False,
+                             rule_eval=False)
+        with Reporter() as r:
+            judge.train(cfg, r)
+        assert artifacts.is_complete(data / name)
+        runs[name] = load_file(data / name / "model.safetensors")
+    base = load_file(tiny_model_dir / "model.safetensors")
+    key = next(k for k in base if k.endswith("mlp.down_proj.weight"))
+    d_last = (runs["last"][key] - base[key]).norm()
+    d_ema = (runs["ema"][key] - base[key]).norm()
+    assert 0 < d_ema < d_last and not torch.equal(runs["ema"][key], runs["last"][key])

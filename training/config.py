@@ -97,6 +97,9 @@ class JudgeRunConfig(RunConfig):
     pairwise_weight: float = Field(default=1.0, description="weight of the Bradley–Terry term on paired rows")
     warmup_steps: int = 10
     decay: bool = Field(default=True, description="linear decay of the learning rate to 0")
+    ema_decay: float = Field(default=0.0, ge=0.0, lt=1.0,
+                             description="evaluate and save an exponential moving average of the trained weights "
+                             "(0 = off; 0.995 ≈ the last 200 steps): steadier than the last step's weights")
     logging_steps: int = 10
 
 

@@ -191,8 +191,10 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
     warmup = max(1, min(cfg.warmup_steps, steps // 10))  # a 3-step demo run still reaches its learning rate
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * (max(0.0, 1 - s / steps) if cfg.decay else 1.0))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    ema = [p.detach().clone() for p in trained] if cfg.ema_decay else None
     reporter.info(f"judge on {len(rows)} rows ({len(units)} units), {steps} steps of {cfg.batch_size}, "
-                  f"{devices.describe()}")
+                  f"{devices.describe()}" + (f", weight EMA {cfg.ema_decay}" if ema else ""))
     model.train()
     order: list[list[dict]] = []
     t0 = time.time()
@@ -213,12 +215,20 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+        if ema is not None:
+            with torch.no_grad():
+                d = min(cfg.ema_decay, (1 + step) / (10 + step))  # early steps: no pull towards the base weights
+                torch._foreach_lerp_(ema, [p.detach() for p in trained], 1.0 - d)
         if step % cfg.logging_steps == 0 or step == steps - 1:
             reporter.metrics(step + 1, {"loss": loss.item(), "pairwise_loss": bt.item() if bt is not None else None,
                                         "learning_rate": sched.get_last_lr()[0]})
     if devices.has_cuda():
         torch.cuda.synchronize()
     train_s = time.time() - t0
+    if ema is not None:  # the average is the model that is evaluated and saved
+        with torch.no_grad():
+            torch._foreach_copy_(trained, ema)
+        del ema
     after = evaluate(judge, cfg)
     if wrapped is not None:
         artifacts.save_adapter(wrapped, tmp)

@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import agreement, criteria, ingest, judging, maintenance, path_a, path_b, policy_eval, training
+from assets import (
+    agreement,
+    criteria,
+    ingest,
+    judging,
+    maintenance,
+    path_a,
+    path_b,
+    policy_eval,
+    reflections,
+    training,
+)
 from resources import (
     DatasetsResource,
     EmbedderResource,
@@ -26,7 +37,7 @@ from sensors.retraining import (
 )
 
 all_assets = dg.load_assets_from_modules(
-    [ingest, judging, path_a, path_b, agreement, training, policy_eval, maintenance, criteria])
+    [ingest, judging, path_a, path_b, agreement, training, policy_eval, maintenance, criteria, reflections])
 
 seed_data_job = dg.define_asset_job(
     "seed_data_job",

@@ -40,6 +40,11 @@ EXAMPLE_QUERIES = (
      "source = agent, or fallback when the model's answer was unusable and the coded concepts were used)",
      "SELECT task_type AS scenario, dimension, criterion, round(weight, 2) AS weight, source, left(rubric[5], 24) "
      "AS level_5 FROM criteria_latest WHERE coalesce(active, true) ORDER BY task_type, weight DESC"),
+    ("Writer-R1 reflection (MRPO inference mode): per round, the criteria total going in and after, and what was "
+     "accepted (critique_source = scores: the critic's answer was unusable, the rubric spoke instead)",
+     "SELECT scenario, round, round(draft_total, 4) AS draft_total, round(revision_total, 4) AS revision_total, "
+     "accepted, critique_source, revision_status, left(critique, 24) AS critique, left(coalesce(revision, ''), 24) "
+     "AS revision FROM reflections_latest ORDER BY scenario, chain_id, round"),
     ("How do the policies compare on held-out prompts? (independent evaluator and judge, ± standard error)",
      "SELECT model_kind, n, round(evaluator_mean, 3) AS evaluator, round(evaluator_se, 3) AS se, "
      "round(judge_score_mean, 3) AS judge_p, round(judge_score_se, 3) AS judge_se, judge_excellence_rate, "
@@ -148,6 +153,9 @@ def main() -> int:
         # 40% of the 80 built-in prompts are held out, so the comparison has >= 32 prompts
         "grpo_policy": {"max_steps": args.grpo_steps, "batch_size": 4, "num_generations": 2, "learning_rate": 5e-6,
                         "max_completion_length": 48, "max_prompts": 16, "heldout_fraction": 0.4},
+        # one held-out prompt per scenario, two rounds (the second reads the first's lessons), short answers
+        "reflections": {"prompts_per_scenario": 1, "rounds": 2, "draft_tokens": 64, "critique_tokens": 48,
+                        "revision_tokens": 64},
         # the hand-written-principles ablation is a paper-data measurement (bench/criteria_gain.py)
         "criteria_agreement": {"principles_ablation": False},
         # compared by the independent evaluator and the judge; the training RM's own score (another ~30 s of

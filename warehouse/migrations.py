@@ -35,6 +35,7 @@ from warehouse.schema import (
     PromotionRow,
     PromptMembershipRow,
     PromptRow,
+    ReflectionRow,
     SaturationRow,
     ScenarioExampleRow,
     VectorIndexRow,
@@ -162,6 +163,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "Writer-R1: prompts.scenario, scenario_examples, Grounded-Theory coding tables (gt_open_codes, "
               "gt_axial_groups, gt_saturation), versioned criteria, criteria_scores and criteria_totals",
               _v14_writer_r1),
+    Migration(15, "reflections: MRPO inference-mode rounds (draft, critique, revision, criteria scores, memory used)",
+              _new_projected_table(ReflectionRow)),
 )
 
 LEDGER_SQL = (

@@ -435,6 +435,44 @@ class CriteriaTotalRow(Event):
     prompt_version: str
 
 
+class ReflectionRow(Event):
+    """MRPO inference mode: one reflection round of one chain (a prompt and its current draft) —
+    the draft's criteria scores, the critique, the revision and its scores. A revision that scores
+    higher is the next round's draft (``accepted``); the draft itself is never overwritten."""
+
+    TABLE: ClassVar[str] = "reflections"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("chain_id", "round")
+    chain_id: str = Field(description="hash of (scenario, prompt, first draft, writer, judge, criteria version, settings)")
+    round: int = Field(ge=1)
+    scenario: str
+    prompt: str
+    draft: str
+    draft_id: str = Field(description="hash of (prompt, draft)")
+    draft_total: float | None = None
+    draft_scores: dict[str, Any] = Field(description="criterion -> P(是)")
+    weakest: list[str] = Field(description="the criteria the critique addresses (lowest P(是))")
+    critique: str
+    critique_source: str = Field(description="agent | scores (the writer's critique was unusable: the weak "
+                                 "criteria and their level-5 rubric)")
+    critique_error: str | None = None
+    revision: str | None = None
+    revision_id: str | None = None
+    revision_status: str = Field(description="ok | invalid (unusable text, reason in revision_error) | error")
+    revision_error: str | None = None
+    revision_total: float | None = None
+    revision_scores: dict[str, Any] | None = None
+    gain: float | None = Field(default=None, description="revision_total - draft_total")
+    accepted: bool
+    memory_ids: list[str] = Field(default_factory=list, description="remembered lessons shown to the writer")
+    memory_version: int | None = Field(default=None, description="the LanceDB memory table's version searched")
+    criteria_version: str
+    writer_model: str = Field(description="drafts and revises (the policy: the newest SFT model by default)")
+    critic_model: str = Field(description="writes the critiques (the llm resource's model)")
+    judge_model: str
+    agent_version: str
+    llm_call_ids: list[str] = Field(default_factory=list)
+
+
 # ---------------------------------------------------------------- training and bookkeeping
 
 
@@ -583,6 +621,7 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     SaturationRow,
     CriteriaScoreRow,
     CriteriaTotalRow,
+    ReflectionRow,
 )
 MODELS_BY_TABLE: dict[str, type[Event]] = {m.TABLE: m for m in EVENT_MODELS}
 

@@ -14,7 +14,7 @@ from assets.metadata import records_table
 from assets.path_b import chosen_principles
 from assets.plots import histogram, markdown_image
 from assets.pools import LLM_RETRY, MODEL_POOL
-from assets.training import evaluator_model, grpo_policy, policy_prompts, reward_model, sft_model
+from assets.training import evaluator_model, grpo_policy, mrpo_policy, policy_prompts, reward_model, sft_model
 from resources import LLMResource, TrainingResource, WarehouseResource
 from training.generation import generate
 from training.metrics import distinct_n, markdown_table, mean_se, paired_comparison, repeat_rate, self_bleu
@@ -51,6 +51,8 @@ def _newest_policies(wh) -> list[tuple[str, str, str]]:
         if r["reward"] not in seen:
             seen.add(r["reward"])
             out.append((f"grpo({r['reward']})", r["model_id"], r["artifact_path"]))
+    if m := latest_model(wh, "mrpo"):
+        out.append((f"mrpo({m['hyperparams'].get('reward')})", m["model_id"], m["artifact_path"]))
     return out
 
 
@@ -58,9 +60,9 @@ def _r(x):
     return None if x is None else round(float(x), 4)
 
 
-@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name="evaluation", deps=[grpo_policy, sft_model, reward_model, evaluator_model],
+@dg.asset(pool=MODEL_POOL, retry_policy=LLM_RETRY, group_name="evaluation", deps=[grpo_policy, mrpo_policy, sft_model, reward_model, evaluator_model],
           kinds={"pytorch", "duckdb"}, code_version="2",
-          description="Base, SFT and GRPO policies on held-out prompts (never trained on): training-RM and "
+          description="Base, SFT, GRPO and MRPO policies on held-out prompts (never trained on): training-RM and "
           "independent-evaluator scores and the judge's P(是), each with a standard error; excellence rates; "
           "length, distinct-n, self-BLEU, repeated phrases; each trained policy against SFT prompt by prompt "
           "(gain ± SE, the part length explains, win rate with 95% interval, also on similar-length outputs).")

@@ -161,6 +161,8 @@ def _file_fields(cfg: RunConfig, files: dict) -> dict[str, Any]:
             update["eval_labels_file"] = str(path)
         elif name == "eval_prompts":
             update["eval_prompts_file"] = str(path)
+        elif name == "memory":
+            update["memory_file"] = str(path)
     return update
 
 
@@ -322,6 +324,14 @@ class GRPOPolicyConfig(TrainConfig):
           "completion length and clipping logged.")
 def grpo_policy(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, warehouse: WarehouseResource,
                 training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    return _launch_grpo(context, config, warehouse, training, pipes_client)
+
+
+def _launch_grpo(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, warehouse: WarehouseResource,
+                 training: TrainingResource, pipes_client: dg.PipesSubprocessClient, *, kind: str = "grpo",
+                 memory: list[dict] | None = None, extra: dict[str, Any] | None = None,
+                 extra_lineage: dict[str, Any] | None = None) -> dg.MaterializeResult:
+    """GRPO (or, with ``memory``, MRPO) from the newest SFT model, launched through Pipes and registered."""
     wh = warehouse.get()
     snap = wh.current_snapshot()
     sft = latest_model(wh, "sft")
@@ -375,6 +385,48 @@ def grpo_policy(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, war
                         num_generations=config.num_generations, max_completion_length=config.max_completion_length,
                         beta=config.beta, temperature=config.temperature, use_vllm=config.use_vllm,
                         generation=config.generation, **config.common(),
-                        **kwargs)
-    return _train(context, warehouse, training, pipes_client, kind="grpo", module="training.grpo", cfg=cfg,
-                  base_id=base_id, data_files={"train": train}, snapshot=snap, lineage=lineage)
+                        **kwargs, **(extra or {}))
+    lineage.update(extra_lineage or {})
+    data_files = {"train": train, **({"memory": memory} if memory is not None else {})}
+    return _train(context, warehouse, training, pipes_client, kind=kind, module="training.grpo", cfg=cfg,
+                  base_id=base_id, data_files=data_files, snapshot=snap, lineage=lineage)
+
+
+# ---------------------------------------------------------------- MRPO
+
+
+class MRPOPolicyConfig(GRPOPolicyConfig):
+    reward: Reward = Field(default="criteria", description="MRPO trains on the Writer-R1 criteria by default")
+    cold_start_steps: int = Field(default=2, description="SFT steps on the reflection memory before GRPO")
+    cold_start_lr: float = 1e-5
+    replay_weight: float = Field(default=0.1, description="weight of the replay NLL term (training/replay.py)")
+    replay_batch: int = 4
+    replay_min_advantage: float = 0.5
+
+
+@dg.asset(pool=MODEL_POOL, group_name=GROUP, kinds={"pytorch"}, code_version="1",
+          deps=[sft_model, reward_model, judge_principles, judge_model, prompts, dg.AssetKey("criteria"),
+                dg.AssetKey("reflections")],
+          description="MRPO training mode (Writer-R1): from the newest SFT model, a cold start (SFT) on the reflection "
+          "memory — the accepted revisions in `reflections` of the reward's scenario — then GRPO (reward: the "
+          "scenario's criteria by default) with memory replay: each step's group winners (advantage ≥ "
+          "replay_min_advantage) and the memory go into a buffer, and every step adds replay_weight × the NLL of "
+          "a few trajectories from *earlier* steps to the GRPO loss (self-imitation; training/replay.py says why "
+          "not importance weights). Registered as kind `mrpo` with the criteria version and the memory snapshot "
+          "in its lineage; `policy_evaluation` compares it with SFT and GRPO.")
+def mrpo_policy(context: dg.AssetExecutionContext, config: MRPOPolicyConfig, warehouse: WarehouseResource,
+                training: TrainingResource, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    memory = wh.sql("SELECT prompt, revision AS response FROM reflections_latest WHERE accepted AND scenario = ? "
+                    "ORDER BY id", [config.scenario]).to_dicts()
+    if not memory:
+        context.log.warning(f"no accepted revisions for {config.scenario!r} in reflections: no cold start, the replay "
+                            "buffer starts empty")
+    index = wh.sql("SELECT lance_version FROM vector_indexes_latest WHERE index_name = 'reflection_memory'")
+    extra = {"cold_start_steps": config.cold_start_steps, "cold_start_lr": config.cold_start_lr,
+             "replay_weight": config.replay_weight, "replay_batch": config.replay_batch,
+             "replay_min_advantage": config.replay_min_advantage}
+    lineage = {"memory": {"scenario": config.scenario, "revisions": len(memory), "snapshot": wh.current_snapshot(),
+                          "lance_version": index["lance_version"][0] if index.height else None}}
+    return _launch_grpo(context, config, warehouse, training, pipes_client, kind="mrpo", memory=memory, extra=extra,
+                        extra_lineage=lineage)

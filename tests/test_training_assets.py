@@ -15,6 +15,7 @@ from resources import (
     WarehouseResource,
 )
 from training import artifacts
+from warehouse.schema import ReflectionRow
 
 ASSETS = dg.load_assets_from_modules([ingest, judging, path_a, path_b, agreement, training, policy_eval])
 SMALL = {"max_steps": 1, "batch_size": 2, "max_length": 256}
@@ -65,6 +66,22 @@ def test_sft_reward_grpo_and_evaluation_register_models_with_lineage(zhufu_home,
     hp = wh.sql("SELECT base, hyperparams FROM models WHERE model_id = ?", [g["model_id"].value]).row(0)
     assert hp[0] == sft_id and rm_meta["model_id"].value in hp[1]
 
+    # MRPO: a cold start on the reflection memory (one accepted revision recorded here), GRPO with replay
+    wh.append([ReflectionRow(
+        chain_id="c1", round=1, scenario="greeting", prompt="给老师写一句教师节祝福", draft="老师好", draft_id="d",
+        draft_total=0.1, draft_scores={}, weakest=[], critique="写出老师的一个具体细节", critique_source="agent",
+        revision="老师，您批改作业的红笔写满了耐心，祝您节日快乐。", revision_id="r", revision_status="ok",
+        revision_total=0.4, gain=0.3, accepted=True, criteria_version="v", writer_model="w", critic_model="c",
+        judge_model="j", agent_version="test")])
+    mrpo = _run(resources, instance, ["mrpo_policy"], config={"mrpo_policy": {
+        "reward": "reward_model", "max_steps": 1, "batch_size": 2, "num_generations": 2, "max_completion_length": 8,
+        "max_prompts": 4, "cold_start_steps": 1, "replay_weight": 0.5}})
+    m = _meta(mrpo, "mrpo_policy")
+    kind, hp, metrics = wh.sql("SELECT kind, hyperparams, metrics FROM models_latest WHERE model_id = ?",
+                               [m["model_id"].value]).row(0)
+    assert kind == "mrpo" and '"revisions":1' in hp.replace(" ", "") and m["memory_rows"].value == 1
+    assert '"cold_start_losses"' in metrics
+
     evaluator = _run(resources, instance, ["evaluator_model"], config={"evaluator_model": {
         **SMALL, "engine": "fast", "max_eval_labels": 8, "heldout_fraction": 0.3}})
     assert _meta(evaluator, "evaluator_model")["model_id"].value.startswith("evaluator-")
@@ -72,11 +89,12 @@ def test_sft_reward_grpo_and_evaluation_register_models_with_lineage(zhufu_home,
         "max_prompts": 3, "max_new_tokens": 8, "with_judge": False, "heldout_fraction": 0.2}})
     assert ev.success
     meta = _meta(ev, "policy_evaluation")
-    assert [r.data["model_kind"] for r in meta["policy_table"].records] == ["base", "sft", "grpo(reward_model)"]
+    assert [r.data["model_kind"] for r in meta["policy_table"].records] == ["base", "sft", "grpo(reward_model)",
+                                                                            "mrpo(reward_model)"]
     assert "data:image/png;base64," in meta["evaluator_distribution"].value
     rows = wh.sql("SELECT model_kind, n, reward_mean, evaluator_mean, evaluator_se, win_rate_vs_sft "
                   "FROM policy_evaluations ORDER BY model_kind").rows()
-    assert [r[0] for r in rows] == ["base", "grpo(reward_model)", "sft"]
+    assert [r[0] for r in rows] == ["base", "grpo(reward_model)", "mrpo(reward_model)", "sft"]
     assert all(r[1] == 3 and r[2] is not None and r[3] is not None and r[4] is not None for r in rows)
     assert rows[1][5] is not None  # the GRPO policy is compared with SFT prompt by prompt
 

@@ -175,3 +175,14 @@ class GRPORunConfig(RunConfig):
         "auto = graph on CUDA where supported, else generate")
     eval_prompts_file: str | None = None
     max_eval_prompts: int = 64
+    # MRPO (training/replay.py): the reflection memory as cold-start data and a replay buffer
+    memory_file: str | None = Field(default=None, description="JSONL of {prompt, response}: the reflection memory's "
+                                    "accepted revisions, for the cold start and as the replay buffer's first entries")
+    cold_start_steps: int = Field(default=0, description="SFT steps on the memory before GRPO (0 = none)")
+    cold_start_lr: float = Field(default=1e-5, description="the cold start's learning rate")
+    replay_weight: float = Field(default=0.0, description="weight of the replay NLL term added to the GRPO loss "
+                                 "(0 = plain GRPO)")
+    replay_batch: int = Field(default=4, description="replayed trajectories per optimizer step")
+    replay_capacity: int = Field(default=256, description="the buffer keeps its newest entries")
+    replay_min_advantage: float = Field(default=0.5, description="a group winner enters the buffer at this "
+                                        "advantage or more")

@@ -6,6 +6,8 @@ KL to the reference policy (``beta``), n rollouts per prompt (``num_generations`
 KL, mean completion length and clipped ratio (TRL's names). Generation: vLLM when importable on
 CUDA (``use_vllm``); otherwise, on CUDA, the CUDA-graph sampler (``training/graph_sampler.py``)
 for Llama-family models, or transformers' plain or paged (continuous batching) generate.
+MRPO (Writer-R1): ``memory_file`` (the reflection memory) for a cold start (``cold_start_steps``)
+and memory replay (``replay_weight``: training/replay.py); the artifact's kind is then ``mrpo``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 
 import torch
 
-from training import artifacts, devices, kernels
+from training import artifacts, devices, kernels, replay
 from training.config import GRPORunConfig
 from training.data import assistant, prompt_records, read_jsonl, user
 from training.generation import generate
@@ -132,6 +134,31 @@ def trainer_class():
         graph_sampling = False
         graph_rollouts = 0  # batches the graph sampler produced (the rest fell back to TRL's path)
         _sampler = None
+        replay = None  # training.replay.ReplayBuffer: MRPO's memory replay (None = plain GRPO)
+        replay_weight = 0.0
+        replay_batch = 4
+
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            if self.replay is not None and self.model.training:
+                self.replay.add_group_winners(out["prompt_ids"], out["prompt_mask"], out["completion_ids"],
+                                              out["completion_mask"], out["advantages"], self.num_generations,
+                                              step=self.state.global_step)
+            return out
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if self.replay is None or not self.replay_weight:
+                return loss
+            from training.replay import nll
+
+            batch = self.replay.sample(self.replay_batch, before_step=self.state.global_step)  # earlier steps only
+            self._metrics["train"]["replay/buffer"].append(float(len(self.replay)))
+            if not batch:
+                return loss
+            r = nll(model, batch, self.processing_class.pad_token_id)
+            self._metrics["train"]["replay/nll"].append(r.item())
+            return loss + self.replay_weight * r
 
         def _sampler_usable(self, images, multimodal_fields) -> bool:
             plain = (not self.use_vllm and not self.use_transformers_continuous_batching and not images
@@ -152,6 +179,14 @@ def trainer_class():
             return self._sampler.generate(prompt_ids, self.max_completion_length), None
 
     return Trainer
+
+
+def _memory(cfg: GRPORunConfig, tok) -> tuple[list, bool]:
+    """The reflection memory as trajectories, and whether a cold start runs on it."""
+    if not cfg.memory_file:
+        return [], False
+    memory = replay.memory_trajectories(tok, read_jsonl(cfg.memory_file, ("prompt", "response")), cfg.max_length)
+    return memory, bool(memory and cfg.cold_start_steps)
 
 
 def quick_eval(model, tok, prompts: list[str], score, max_new_tokens: int) -> dict:
@@ -181,6 +216,14 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     # in plain bf16 weights (measured, bench/RESULTS.md)
     model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
     applied = kernels.apply(model, cfg.kernels)  # the policy: rollouts and training passes
+    memory, wants_cold_start = _memory(cfg, tok)
+    cold: list[float] = []
+    if wants_cold_start:
+        cold = replay.cold_start(model.to(devices.device()), memory, steps=cfg.cold_start_steps,
+                                 batch_size=cfg.replay_batch, learning_rate=cfg.cold_start_lr,
+                                 pad_id=tok.pad_token_id, seed=cfg.seed)
+        reporter.info(f"cold start: {len(cold)} SFT steps on {len(memory)} remembered revisions, loss "
+                      f"{cold[0]:.3f} -> {cold[-1]:.3f}")
     funcs, weights = reward_functions(cfg)
     vllm = use_vllm(cfg)
     mode = generation_mode(cfg, model, vllm)
@@ -197,6 +240,11 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                           train_dataset=Dataset.from_list(prompt_records(prompts)), processing_class=tok,
                           peft_config=peft_config(cfg), callbacks=[ReporterCallback(reporter)])
     trainer.graph_sampling = mode == "graph"
+    if cfg.replay_weight:
+        trainer.replay = replay.ReplayBuffer(cfg.replay_capacity, cfg.replay_min_advantage, cfg.seed)
+        trainer.replay_weight, trainer.replay_batch = cfg.replay_weight, cfg.replay_batch
+        for t in memory:
+            trainer.replay.add(t)
     score = getattr(funcs[0], "func", funcs[0]) if funcs else None  # the raw reward, not its GRPO shaping
 
     def score_texts(ps, outs):
@@ -232,10 +280,14 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                "completion_length_last": logs[-1].get("completions/mean_length") if logs else None,
                "clipped_ratio_last": logs[-1].get("completions/clipped_ratio") if logs else None,
                "before": before, "after": after, "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
+    if cfg.memory_file or cfg.replay_weight:
+        metrics["mrpo"] = {"memory": len(memory), "cold_start_losses": [round(x, 4) for x in cold],
+                           "replay_added": dict(trainer.replay.added) if trainer.replay else None,
+                           "replay_nll_last": logs[-1].get("replay/nll") if logs else None}
     if judges := judge_runtimes(funcs):
         metrics["judge_calls"] = {k: sum(getattr(rt.stats, k) for rt in judges)
                                   for k in ("requests", "cache_hits", "model_calls")}
-    artifacts.finalize(tmp, cfg.output_dir, {"kind": "grpo", "config": cfg.model_dump(), "metrics": metrics,
+    artifacts.finalize(tmp, cfg.output_dir, {"kind": "mrpo" if cfg.memory_file or cfg.replay_weight else "grpo", "config": cfg.model_dump(), "metrics": metrics,
                                              "log_history": reporter.history})
     return metrics
 

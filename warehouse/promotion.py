@@ -85,7 +85,7 @@ def decide(model_id: str, kind: str, metrics: dict[str, Any], incumbent: dict[st
         model_id=model_id, kind=kind, promoted=promoted, reason=reason, incumbent_id=inc_id, **figs)
     cand = figures(kind, metrics)
     if cand is None:
-        if kind == "grpo" and (why := _policy_regressed(metrics)):
+        if kind in ("grpo", "mrpo") and (why := _policy_regressed(metrics)):
             return row(False, why)
         return row(True, f"no promotion metric for kind {kind!r}: promoted (policy_evaluation compares policies)")
     if cand.value is None:

@@ -543,7 +543,7 @@ class PolicyEvaluationRow(Event):
     TABLE: ClassVar[str] = "policy_evaluations"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ("model_id", "eval_set", "reward_model_id", "principles_id")
     model_id: str = Field(description="models.model_id, or the base model's name")
-    model_kind: str = Field(description="base | sft | grpo")
+    model_kind: str = Field(description="base | sft | grpo(<reward>) | mrpo(<reward>)")
     eval_set: str = Field(description="hash of the held-out prompt ids")
     reward_model_id: str | None = None
     principles_id: str | None = None

@@ -42,12 +42,16 @@ class Settings:
     revision_tokens: int = 128
     memory_k: int = 2  # lessons retrieved per chain and round (0 = no memory)
     stop_at: float = 0.9  # every criterion at least this P(是): nothing left to fix
+    revision_temperature: float = 0.7
 
     def critique_sampling(self) -> Sampling:
         return Sampling(temperature=0.0, top_p=1.0, max_new_tokens=self.critique_tokens, seed=0)
 
-    def revision_sampling(self) -> Sampling:
-        return Sampling(temperature=0.0, top_p=1.0, max_new_tokens=self.revision_tokens, seed=0)
+    def revision_sampling(self, round_no: int) -> Sampling:
+        # sampled, seeded by the round: greedy decoding of a small policy tends to give back its draft
+        # word for word, and a fixed seed would repeat a rejected revision in the next round
+        return Sampling(temperature=self.revision_temperature, top_p=0.95, max_new_tokens=self.revision_tokens,
+                        seed=round_no)
 
 
 @dataclass(frozen=True)
@@ -240,7 +244,8 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
             critiques[i] = (text, "agent", None) if problem is None else (critique_from_scores(weak[i]), "scores", problem)
         rev_res = writer.chat([ChatRequest(messages=revision_messages(scenario, group[i].prompt, group[i].draft,
                                                                       critiques[i][0], lessons[i]),
-                                           sampling=settings.revision_sampling(), item=f"revise-{group[i].chain_id}")
+                                           sampling=settings.revision_sampling(group[i].next_round),
+                                           item=f"revise-{group[i].chain_id}")
                                for i in todo])
         revisions: dict[int, tuple[str | None, str, str | None]] = {}
         for i, r in zip(todo, rev_res, strict=True):

@@ -39,6 +39,7 @@ class ReflectionsConfig(dg.Config):
     draft_tokens: int = Field(default=96, description="first-draft budget in tokens")
     critique_tokens: int = Field(default=96, description="critique budget in tokens")
     revision_tokens: int = Field(default=128, description="revision budget in tokens")
+    revision_temperature: float = Field(default=0.7, description="revisions are sampled (seeded by the round)")
     stop_at: float = Field(default=0.9, description="a chain stops when every criterion has P(是) at least this")
     use_judge_model: bool = Field(default=True, description="score with the newest trained judge (local backends)")
     writer_model: str | None = Field(default=None, description="drafts and revises: default the newest SFT model "
@@ -121,7 +122,8 @@ def reflections(context: dg.AssetExecutionContext, config: ReflectionsConfig, wa
     judge = judge_runtime(context, warehouse, llm, config.use_judge_model)
     models = (writer.model_id, critic.model_id, judge.model_id)
     settings = rf.Settings(critique_tokens=config.critique_tokens, revision_tokens=config.revision_tokens,
-                           memory_k=config.memory_k, stop_at=config.stop_at)
+                           memory_k=config.memory_k, stop_at=config.stop_at,
+                           revision_temperature=config.revision_temperature)
     memory = LanceMemory(embedder.get(), vectors.get())
     criteria_by: dict[str, list[crit.Criterion]] = {}
     versions: dict[str, str] = {}

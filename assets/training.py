@@ -428,5 +428,5 @@ def mrpo_policy(context: dg.AssetExecutionContext, config: MRPOPolicyConfig, war
              "replay_min_advantage": config.replay_min_advantage}
     lineage = {"memory": {"scenario": config.scenario, "revisions": len(memory), "snapshot": wh.current_snapshot(),
                           "lance_version": index["lance_version"][0] if index.height else None}}
-    return _launch_grpo(context, config, warehouse, training, pipes_client, kind="mrpo", memory=memory, extra=extra,
-                        extra_lineage=lineage)
+    return _launch_grpo(context, config, warehouse, training, pipes_client, kind="mrpo", memory=memory or None,
+                        extra=extra, extra_lineage=lineage)

@@ -11,6 +11,11 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   grpo_rm    GRPO from SFT, reward = the training reward model
   grpo_judge GRPO from SFT, reward = the judge's P(是) under the initial S_D
   grpo_weighted  GRPO from SFT, reward = reward model + judge (each length-neutral, on one scale)
+  memory     MRPO's reflection memory: --memory-prompts GRPO training prompts, SFT drafts, rounds of critique
+             (the SFT model) and revision (SFT) scored by the judge against the initial S_D as criteria;
+             the accepted revisions -> memory.jsonl (agents.reflection)
+  grpo_mrpo_judge  MRPO: grpo_judge's recipe + a cold start on memory.jsonl and memory replay
+             (--cold-start-steps, --replay-weight): MRPO against GRPO with the same reward and steps
   Rewards are shaped as training/grpo.py does by default (LengthNeutral: no within-prompt length
   trend, one scale; repetition penalty, its length trend removed too); ``--raw-rewards`` turns the
   shaping off (suffix ``_raw``). Defaults: 60 steps, lr 5e-6, β 0.04, rollouts at T 0.7;
@@ -105,6 +110,10 @@ def main() -> int:
     p.add_argument("--judge-variant", default="pairwise2_len",
                    help="the judge's recipe, a bench.judge_gain variant (epochs, pairwise term, rule rows, degraded "
                         "negatives); one per --work")
+    p.add_argument("--memory-prompts", type=int, default=256, help="memory: GRPO training prompts reflected on")
+    p.add_argument("--memory-rounds", type=int, default=2)
+    p.add_argument("--cold-start-steps", type=int, default=20)
+    p.add_argument("--replay-weight", type=float, default=0.1)
     p.add_argument("--out")
     a = p.parse_args()
     from agents.principles import INITIAL_S_D
@@ -130,9 +139,14 @@ def main() -> int:
                                    eval_principles=list(INITIAL_S_D), principle_ablations=False,
                                    num_epochs=jv.epochs, pairwise_weight=jv.pairwise_weight,
                                    learning_rate=jv.learning_rate, logging_steps=50), r)
+    if "memory" in a.stages and not (work / "memory.jsonl").exists():
+        reflect_memory(a, work, f)
     suffix = ("_raw" if a.raw_rewards else "") + (f"_{a.tag}" if a.tag else "")
-    for stage, reward in (("grpo_rm", "reward_model"), ("grpo_judge", "judge"), ("grpo_weighted", "weighted")):
+    for stage, reward in (("grpo_rm", "reward_model"), ("grpo_judge", "judge"), ("grpo_weighted", "weighted"),
+                          ("grpo_mrpo_judge", "judge")):
         if stage in a.stages and not done(work / (stage + suffix)):
+            mrpo = {"memory_file": str(work / "memory.jsonl"), "cold_start_steps": a.cold_start_steps,
+                    "replay_weight": a.replay_weight} if stage == "grpo_mrpo_judge" else {}
             m = grpo.train(GRPORunConfig(
                 base_model=str(work / "sft"), output_dir=str(work / (stage + suffix)), prompts_file=str(f["grpo"]),
                 reward=reward, reward_model=str(work / "rm"), judge_model=str(work / "judge"),
@@ -140,11 +154,43 @@ def main() -> int:
                 max_completion_length=128, learning_rate=a.grpo_lr, beta=a.beta, logging_steps=5,
                 repetition_weight=a.repetition_weight, novelty_weight=a.novelty_weight,
                 repetition_length_neutral=bool(a.repetition_length_neutral), length_neutral=not a.raw_rewards, temperature=a.temperature,
-                normalize_rewards=not a.raw_rewards, use_vllm=False, seed=a.seed), r)
+                normalize_rewards=not a.raw_rewards, use_vllm=False, seed=a.seed, **mrpo), r)
             print(json.dumps({stage: {k: v for k, v in m.items() if k not in ("before", "after")}}, default=str))
     if "eval" in a.stages:
         evaluate(a, work, f)
     return 0
+
+
+def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
+    """The reflection memory on GRPO training prompts (never the test prompts): accepted revisions."""
+    from agents import criteria as crit
+    from agents import policy
+    from agents import reflection as rf
+    from agents.principles import INITIAL_S_D
+    from resources.llm.local import LocalBackend
+    from resources.llm.runtime import LLMRuntime
+    from resources.llm.types import ChatRequest, Sampling
+    from training.data import read_jsonl
+
+    prompts = [x["prompt"] for x in read_jsonl(f["grpo"], ("prompt",))][: a.memory_prompts]
+    writer = LLMRuntime(LocalBackend(str(work / "sft"), batch_size=64, progress=False))
+    judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))
+    drafts = writer.chat([ChatRequest(messages=policy.messages(p), sampling=Sampling(temperature=0.0, max_new_tokens=96))
+                          for p in prompts])
+    chains = [rf.Chain(chain_id=f"m{i}", scenario="greeting", prompt=p, draft=(d.text or "").strip())
+              for i, (p, d) in enumerate(zip(prompts, drafts, strict=True)) if (d.text or "").strip()]
+    criteria = {"greeting": crit.principles_as_criteria("greeting", INITIAL_S_D)}
+    rounds = rf.reflect(writer, writer, judge, chains, criteria, rf.NoMemory(), rf.Settings(), a.memory_rounds)
+    kept = [{"prompt": r.prompt, "response": r.revision} for r in rounds if r.accepted]
+    write_jsonl(work / "memory.jsonl", kept)
+    by_round = {}
+    for r in rounds:
+        by_round.setdefault(r.round, []).append(r)
+    print(json.dumps({"memory": {"chains": len(chains), "accepted": len(kept), "per_round": {
+        k: {"n": len(v), "accepted": sum(x.accepted for x in v),
+            "critique_by_agent": sum(x.critique_source == "agent" for x in v),
+            "mean_gain_accepted": (sum(x.gain for x in v if x.accepted) / max(1, sum(x.accepted for x in v)))}
+        for k, v in by_round.items()}}}))
 
 
 def evaluate(a, work: Path, f: dict[str, Path]) -> None:
@@ -166,7 +212,8 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
         cfg, m = man.get("config", {}), man.get("metrics", {})
         training[d.name] = {**{k: cfg.get(k) for k in ("reward", "beta", "learning_rate", "max_steps", "temperature",
                                                         "repetition_weight", "novelty_weight", "judge_margin",
-                                                        "length_neutral", "normalize_rewards", "seed")},
+                                                        "length_neutral", "normalize_rewards", "seed",
+                                                        "cold_start_steps", "replay_weight")},
                             **{k: m.get(k) for k in ("repetition_length_neutral", "reward_first", "reward_last",
                                                      "kl_last", "completion_length_last",
                                                      "s_per_step", "device")}}

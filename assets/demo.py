@@ -12,6 +12,7 @@ import os
 
 import dagster as dg
 
+from assets.demo_progress import DemoProgress
 from assets.partitions import prompt_batches
 from definitions import defs
 from resources.datasets import DatasetsResource
@@ -90,10 +91,12 @@ def materialize_all(batches: list[str] | None = None, instance: dg.DagsterInstan
         if not res.success:
             failures.append(label)
 
-    run(before, None, "sources")
-    for batch in batches:
-        run(partitioned, batch, f"batch {batch}")
-    run(after, None, "cross-batch assets")
+    planned = [k.to_user_string() for k in [*before, *partitioned * len(batches), *after]]
+    with DemoProgress(instance, planned):
+        run(before, None, "sources")
+        for batch in batches:
+            run(partitioned, batch, f"batch {batch}")
+        run(after, None, "cross-batch assets")
     return failures
 
 

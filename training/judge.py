@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from agents.judging import LABELS, RULE_KINDS, judge_messages, rule_eval_rows
 from training import artifacts, devices, kernels
@@ -198,7 +199,7 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
     model.train()
     order: list[list[dict]] = []
     t0 = time.time()
-    for step in range(steps):
+    for step in tqdm(range(steps), desc="judge", unit="step", mininterval=10, dynamic_ncols=True):  # ETA on stderr
         batch: list[dict] = []
         while len(batch) < cfg.batch_size:
             if not order:

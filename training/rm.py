@@ -18,6 +18,7 @@ import shutil
 import time
 
 import torch
+from tqdm.auto import tqdm
 
 from training import artifacts, devices, kernels
 from training.config import RMRunConfig
@@ -140,6 +141,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     if dev == "cuda":
         torch.cuda.synchronize()
     t1 = time.time()
+    bar = tqdm(total=total, desc="reward model", unit="step", mininterval=10, dynamic_ncols=True)  # ETA on stderr
     while step < total:
         for batch in (random_batches(len(rows), cfg.batch_size, rng) if packing
                       else length_buckets(lengths, cfg.batch_size, rng)):
@@ -169,6 +171,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
                 opt.zero_grad(set_to_none=True)
             sched.step()
             step += 1
+            bar.update(1)
             seen += len(batch)
             losses.append(loss.detach())
             accs.append((margin > 0).float().mean().detach())
@@ -180,6 +183,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     if dev == "cuda":
         torch.cuda.synchronize()
     train_s = time.time() - t1
+    bar.close()
     if master:
         model = master.load_into(model)
     if attn_before:

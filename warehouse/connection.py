@@ -1,7 +1,7 @@
 """Opening DuckDB connections to the DuckLake catalog, offline, with retries.
 
-The DuckLake and SQLite extensions ship inside the PyPI packages ``duckdb-ext-ducklake`` and
-``duckdb-ext-sqlite``; DuckDB is pointed at that directory and never downloads anything.
+The DuckLake, SQLite, PostgreSQL and httpfs extensions ship inside the PyPI packages
+``duckdb-ext-*``; DuckDB is pointed at that directory and never downloads anything.
 """
 
 from __future__ import annotations
@@ -90,6 +90,12 @@ def open_connection(
         )
         try:
             con.execute("LOAD sqlite; LOAD ducklake;")
+            if config.catalog.startswith("postgres:"):
+                con.execute("LOAD postgres")
+            if not config.is_local():
+                con.execute("LOAD httpfs")
+                if config.s3 is not None:
+                    con.execute(config.s3.secret_sql())
             con.execute(f"ATTACH 'ducklake:{config.catalog}' AS {CATALOG} ({', '.join(options)})")
             con.execute(f"USE {CATALOG}")
             if sandboxed:

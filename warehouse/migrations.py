@@ -136,6 +136,11 @@ def _v14_writer_r1(con: duckdb.DuckDBPyConnection) -> None:
         _new_projected_table(model)(con)
 
 
+WRITE_TOKEN_SQL = (
+    "CREATE TABLE IF NOT EXISTS write_token (n BIGINT)",
+    "INSERT INTO write_token SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM write_token)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event tables", _v1_event_tables),
     Migration(2, "*_latest views (newest row per entity key)", _v2_latest_views),
@@ -165,6 +170,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v14_writer_r1),
     Migration(15, "reflections: MRPO inference-mode rounds (draft, critique, revision, criteria scores, memory used)",
               _new_projected_table(ReflectionRow)),
+    Migration(16, "write_token: one row that every commit to a catalog without a local write lock updates, so two "
+              "concurrent commits conflict and one retries (DuckLake lets concurrent appends both commit, and an "
+              "event could be stored twice)", lambda con: [con.execute(sql) for sql in WRITE_TOKEN_SQL]),
 )
 
 LEDGER_SQL = (

@@ -287,6 +287,8 @@ class Warehouse:
         prov = wb.provenance
         con.execute("BEGIN")
         try:
+            if self.config.lock_dir is None:  # no inter-process lock: a conflict on this row serializes commits
+                con.execute("UPDATE write_token SET n = n + 1")
             results: dict[str, AppendResult] = {}
             for table, rows in rows_by_table.items():
                 added = _append_new(con, table, _arrow_table(table, rows)) if rows else 0

@@ -71,7 +71,8 @@ class DemoProgress:
                 self.done.append(e.step_key)
                 ok = e.dagster_event.event_type == dg.DagsterEventType.STEP_SUCCESS
                 eta = self.eta_s()
-                self.out(f"[demo] {len(self.done)}/{len(self.planned)} assets · {e.step_key} "
+                # a leading newline: a model's progress bar may have left the cursor mid-line
+                self.out(f"\n[demo] {len(self.done)}/{len(self.planned)} assets · {e.step_key} "
                          f"{'done' if ok else 'FAILED'} · {_fmt(time.time() - self.t0)} elapsed"
                          + (f" · about {_fmt(eta)} left" if eta is not None and len(self.done) < len(self.planned)
                             else ""), flush=True)

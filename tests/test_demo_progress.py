@@ -20,5 +20,5 @@ def test_each_finished_asset_prints_a_line_with_what_is_left():
     lines: list[str] = []
     with DemoProgress(instance, ["first", "second", "third"], poll_s=0.05, out=lambda m, **_: lines.append(m)):
         assert dg.materialize([first, second], instance=instance).success
-    assert len(lines) == 2 and lines[0].startswith("[demo] 1/3 assets · first done")
-    assert "left" in lines[1] and lines[1].startswith("[demo] 2/3 assets · second done")
+    assert len(lines) == 2 and lines[0].startswith("\n[demo] 1/3 assets · first done")
+    assert "left" in lines[1] and lines[1].startswith("\n[demo] 2/3 assets · second done")

@@ -77,3 +77,35 @@ def test_four_processes_appending_at_once_to_a_postgres_catalog_store_every_row_
     counts = wh.sql("SELECT count(*) AS n, count(DISTINCT id) AS d FROM prompts").row(0, named=True)
     assert counts == {"n": 3 * 4 + 4 * 3 * 3, "d": 3 * 4 + 4 * 3 * 3}
     assert wh.sql("SELECT count(*) AS n FROM materializations")["n"][0] == 12
+
+
+def test_dagster_on_postgres_materializes_into_the_remote_warehouse(remote, tmp_path):
+    """Dagster's own storage (runs, events) on the PostgreSQL server too (dagster-postgres; the URL names
+    psycopg2, SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3, which dagster-postgres' NOTIFY
+    statements do not support), and an asset that writes through the WarehouseResource configured for
+    the remote catalog and data path; the sandboxed read-only connection (the SQL CLI's) reads it."""
+    import dagster as dg
+
+    from resources import WarehouseResource
+
+    dagster_db = remote["database"]("dagster")
+    host = dagster_db.split("host=")[1].split()[0]
+    (tmp_path / "dagster.yaml").write_text(
+        f'storage:\n  postgres:\n    postgres_url: "postgresql+psycopg2://postgres@/dagster?host={host}"\n'
+        "telemetry:\n  enabled: false\n")
+    lake = _config(remote, "dagster_lake")
+    warehouse = WarehouseResource(catalog=lake.catalog, data_path=lake.data_path)
+
+    @dg.asset
+    def greetings(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        return warehouse.record(context, [PromptRow(text=f"新年祝福{i}", source="t", source_ref=str(i), batch="b")
+                                          for i in range(3)], main_table="prompts")
+
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert dg.materialize([greetings], instance=instance, resources={"warehouse": warehouse}).success
+        assert len(instance.get_runs()) == 1
+        event = instance.get_latest_materialization_event(dg.AssetKey("greetings"))
+        assert event.asset_materialization.metadata["rows_added"].value == 3
+    wh = Warehouse(warehouse.warehouse_config())
+    assert wh.sql("SELECT count(*) AS n FROM prompts_latest", sandboxed=True)["n"][0] == 3

@@ -86,5 +86,6 @@ class LLMResource(dg.ConfigurableResource):
                   if self.price_input_per_m is not None or self.price_output_per_m is not None else None)
         rt = LLMRuntime(self.build_backend(model), calls, prices=prices,
                         secrets=(self.api_key,) if self.api_key else ())
+        rt.progress = context.log.info  # long request lists say how far they are in the asset's log
         self._runtimes.append(rt)
         return rt

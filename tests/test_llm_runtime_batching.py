@@ -83,3 +83,16 @@ def test_requests_with_different_schemas_share_one_batch_and_parse_each_with_its
     assert backend.chunks == [6]  # one batch for both agents
     assert [r.parsed for r in out[:2]] == [{"label": 1}, {"points": ["好"]}]
     assert all(r.ok for r in out)
+
+
+def test_a_long_request_list_reports_calls_done_and_time_left():
+    backend = SizedBackend(batch_size=4)
+    rt = LLMRuntime(backend, CallLog(None, run_id="r", asset_key="a", flush_every=1))
+    lines: list[str] = []
+    rt.progress = lines.append
+    rt.chat(requests(10))
+    assert [x.split(":")[1].split(" model")[0].strip() for x in lines] == ["4/10", "8/10", "10/10"]
+    assert "s left" in lines[0] and "s left" not in lines[-1]
+    lines.clear()
+    rt.chat(requests(3))  # one batch: nothing to follow
+    assert lines == []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -67,6 +67,8 @@ class LLMRuntime:
         self.prices = prices
         self.secrets = tuple(s for s in secrets if s)
         self.stats = Accounting()
+        # where "calls done / left" lines go while a long request list runs (the asset's log: LLMResource)
+        self.progress: Callable[[str], None] | None = None
 
     @property
     def model_id(self) -> str:
@@ -145,10 +147,17 @@ class LLMRuntime:
                     for (k, req), gen in zip(chunk, gens, strict=True):
                         results[k] = self._finish(k, req, gen, schema_of.get(k), per_call_ms)
                     self.calls.flush()
+                    self._report(min(i + step, len(items)), len(items), time.perf_counter() - t0)
             finally:
                 self.calls.flush()
         self.stats.wall_s += time.perf_counter() - t0
         return [results[k].model_copy(update={"item": r.item}) for k, r in zip(keys, requests, strict=True)]
+
+    def _report(self, done: int, total: int, elapsed: float) -> None:
+        if self.progress is None or total <= self._chunk_size():  # one chunk: nothing to follow
+            return
+        left = f", about {elapsed / done * (total - done):.0f} s left" if done < total else ""
+        self.progress(f"{self.model_id}: {done}/{total} model calls done in {elapsed:.0f} s{left}")
 
     def _finish(self, key: str, req: ChatRequest, gen: Generation, schema: type[BaseModel] | None,
                 latency_ms: float) -> ChatResult:

@@ -26,8 +26,8 @@ from typing import Protocol
 
 from agents import criteria as crit
 from agents.common import Runtime
-from agents.grounded_theory import content_problem
 from agents.scenarios import scenario_name
+from agents.text_checks import content_problem
 from resources.llm.types import ChatRequest, Sampling
 from training.metrics import repeated_share
 from warehouse.ids import content_id

@@ -14,10 +14,10 @@ from pydantic import Field
 from agents import criteria as crit
 from agents import policy
 from agents import reflection as rf
-from agents.grounded_theory import content_problem
 from agents.reflection_memory import TABLE as MEMORY_TABLE
 from agents.reflection_memory import LanceMemory
 from agents.scenarios import SCENARIOS
+from agents.text_checks import content_problem
 from assets.criteria import criteria, current_criteria, scenario_split, scenarios_with_criteria
 from assets.judging import judge_runtime
 from assets.metadata import records_table

@@ -217,7 +217,7 @@ def test_weighted_total_skips_failed_criteria_and_weighs_the_rest():
 
 
 def test_content_checks_catch_what_small_models_write():
-    assert gt.content_problem("1.1.1.1") and gt.content_problem("好好好好好") and gt.content_problem("概念")
+    assert gt.content_problem("1.1.1.1") and gt.content_problem("好好好好好") and gt.content_problem("概念")  # re-exported
     assert gt.content_problem("细节具体") is None
     s = gt.Sample("需求", "外婆八十大寿快乐", "生日快乐", better_note="用蒲扇等童年细节唤起温情，祝愿落在吃、睡上")
     codes = gt.note_codes(s, 0, 0)  # phrases of 2-10 characters; the 12-character one is left out

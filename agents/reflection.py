@@ -88,6 +88,17 @@ class Chain:
     done: bool = False
     stop_reason: str | None = None
 
+    def advance(self, round_no: int, revision: str | None, accepted: bool) -> None:
+        """After round ``round_no`` (run now, or read back from its recorded event on a resume): an accepted
+        revision is the next draft; two unusable revisions in a row end the chain."""
+        self.next_round = round_no + 1
+        if accepted and revision:
+            self.draft, self.unusable_in_a_row = revision, 0
+        elif not revision:
+            self.unusable_in_a_row += 1
+            if self.unusable_in_a_row >= 2:
+                self.done, self.stop_reason = True, "two unusable revisions in a row"
+
 
 @dataclass
 class Round:
@@ -224,8 +235,7 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
     for scenario, group in by_scenario.items():
         cs = criteria[scenario]
         drafts = crit.score_responses(judge, [(c.prompt, c.draft) for c in group], cs, tag=f"reflect-draft-{scenario}")
-        lessons = (memory.lessons(scenario, [c.prompt for c in group], settings.memory_k, [c.chain_id for c in group])
-                   if settings.memory_k else [[] for _ in group])
+        lessons = memory.lessons(scenario, [c.prompt for c in group], settings.memory_k, [c.chain_id for c in group])
         weak = [weakest(cs, s) for s in drafts]
         todo = [i for i, w in enumerate(weak) if w and min(p for _, p in w) < settings.stop_at]
         for i, c in enumerate(group):
@@ -266,13 +276,7 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
                        revision_score=scored.get(i), lessons=lessons[i],
                        llm_call_ids=[crit_res[j].request_key, rev_res[j].request_key])
             rounds.append(rd)
-            c.next_round += 1
-            if rd.accepted:
-                c.draft, c.unusable_in_a_row = rd.revision or c.draft, 0
-            elif rd.revision is None:
-                c.unusable_in_a_row += 1
-                if c.unusable_in_a_row >= 2:
-                    c.done, c.stop_reason = True, "two unusable revisions in a row"
+            c.advance(rd.round, rd.revision, rd.accepted)
     return rounds
 
 

@@ -55,16 +55,6 @@ def heldout_prompts(warehouse: WarehouseResource, scenario: str, n: int, seed: i
     return prompts[:n] if n else prompts
 
 
-def _resume(chain: rf.Chain, recorded: list[dict[str, Any]]) -> None:
-    """Continue ``chain`` after its recorded rounds: the last accepted revision is the draft."""
-    for r in sorted(recorded, key=lambda r: r["round"]):
-        chain.next_round = r["round"] + 1
-        if r["accepted"] and r["revision"]:
-            chain.draft, chain.unusable_in_a_row = r["revision"], 0
-        elif not r["revision"]:
-            chain.unusable_in_a_row += 1
-
-
 def _row(rd: rf.Round, criteria_version: str, models: tuple[str, str, str], memory_version: int | None) -> ReflectionRow:
     rs = rd.revision_score
     return ReflectionRow(
@@ -155,7 +145,8 @@ def reflections(context: dg.AssetExecutionContext, config: ReflectionsConfig, wa
                         "WHERE list_contains(?, chain_id)", [[c.chain_id for c in chains]]).to_dicts():
             recorded.setdefault(r["chain_id"], []).append(r)
     for c in chains:
-        _resume(c, recorded.get(c.chain_id, []))
+        for r in sorted(recorded.get(c.chain_id, []), key=lambda r: r["round"]):  # continue after recorded rounds
+            c.advance(r["round"], r["revision"], r["accepted"])
     if recorded:
         context.log.info(f"resuming {len(recorded)} chains after their recorded rounds")
 

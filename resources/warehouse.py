@@ -90,7 +90,7 @@ class WarehouseResource(dg.ConfigurableResource):
             catalog=self.catalog or base.catalog,
             data_path=data_path,
             lock_dir=base.lock_dir if not self.catalog else None,
-            s3=S3Settings.from_env() if data_path.startswith("s3://") else None,  # credentials: environment only
+            s3=S3Settings.for_path(data_path),
         )
 
     def get(self) -> Warehouse:

@@ -150,13 +150,11 @@ def trainer_class():
             loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             if self.replay is None or not self.replay_weight:
                 return loss
-            from training.replay import nll
-
             batch = self.replay.sample(self.replay_batch, before_step=self.state.global_step)  # earlier steps only
             self._metrics["train"]["replay/buffer"].append(float(len(self.replay)))
             if not batch:
                 return loss
-            r = nll(model, batch, self.processing_class.pad_token_id)
+            r = replay.nll(model, batch, self.processing_class.pad_token_id)
             self._metrics["train"]["replay/nll"].append(r.item())
             return loss + self.replay_weight * r
 
@@ -179,14 +177,6 @@ def trainer_class():
             return self._sampler.generate(prompt_ids, self.max_completion_length), None
 
     return Trainer
-
-
-def _memory(cfg: GRPORunConfig, tok) -> tuple[list, bool]:
-    """The reflection memory as trajectories, and whether a cold start runs on it."""
-    if not cfg.memory_file:
-        return [], False
-    memory = replay.memory_trajectories(tok, read_jsonl(cfg.memory_file, ("prompt", "response")), cfg.max_length)
-    return memory, bool(memory and cfg.cold_start_steps)
 
 
 def quick_eval(model, tok, prompts: list[str], score, max_new_tokens: int) -> dict:
@@ -216,12 +206,12 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     # in plain bf16 weights (measured, bench/RESULTS.md)
     model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
     applied = kernels.apply(model, cfg.kernels)  # the policy: rollouts and training passes
-    memory, wants_cold_start = _memory(cfg, tok)
-    cold: list[float] = []
-    if wants_cold_start:
-        cold = replay.cold_start(model.to(devices.device()), memory, steps=cfg.cold_start_steps,
-                                 batch_size=cfg.replay_batch, learning_rate=cfg.cold_start_lr,
-                                 pad_id=tok.pad_token_id, seed=cfg.seed)
+    mrpo = bool(cfg.memory_file or cfg.replay_weight)
+    memory = replay.memory_trajectories(tok, read_jsonl(cfg.memory_file, ("prompt", "response")), cfg.max_length) \
+        if cfg.memory_file else []
+    cold = replay.cold_start(model.to(devices.device()), memory, steps=cfg.cold_start_steps, batch_size=cfg.replay_batch,
+                             learning_rate=cfg.cold_start_lr, pad_id=tok.pad_token_id, seed=cfg.seed) if memory else []
+    if cold:
         reporter.info(f"cold start: {len(cold)} SFT steps on {len(memory)} remembered revisions, loss "
                       f"{cold[0]:.3f} -> {cold[-1]:.3f}")
     funcs, weights = reward_functions(cfg)
@@ -280,14 +270,14 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                "completion_length_last": logs[-1].get("completions/mean_length") if logs else None,
                "clipped_ratio_last": logs[-1].get("completions/clipped_ratio") if logs else None,
                "before": before, "after": after, "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
-    if cfg.memory_file or cfg.replay_weight:
+    if mrpo:
         metrics["mrpo"] = {"memory": len(memory), "cold_start_losses": [round(x, 4) for x in cold],
                            "replay_added": dict(trainer.replay.added) if trainer.replay else None,
                            "replay_nll_last": logs[-1].get("replay/nll") if logs else None}
     if judges := judge_runtimes(funcs):
         metrics["judge_calls"] = {k: sum(getattr(rt.stats, k) for rt in judges)
                                   for k in ("requests", "cache_hits", "model_calls")}
-    artifacts.finalize(tmp, cfg.output_dir, {"kind": "mrpo" if cfg.memory_file or cfg.replay_weight else "grpo", "config": cfg.model_dump(), "metrics": metrics,
+    artifacts.finalize(tmp, cfg.output_dir, {"kind": "mrpo" if mrpo else "grpo", "config": cfg.model_dump(), "metrics": metrics,
                                              "log_history": reporter.history})
     return metrics
 

@@ -72,8 +72,7 @@ class WarehouseConfig:
         catalog = os.environ.get("ZHUFU_CATALOG") or base.catalog
         data_path = os.environ.get("ZHUFU_DATA_PATH") or base.data_path
         lock_dir = base.lock_dir if catalog.startswith("sqlite:") or catalog == base.catalog else None
-        return cls(catalog=catalog, data_path=data_path, lock_dir=lock_dir,
-                   s3=S3Settings.from_env() if data_path.startswith("s3://") else None)
+        return cls(catalog=catalog, data_path=data_path, lock_dir=lock_dir, s3=S3Settings.for_path(data_path))
 
     def is_local(self) -> bool:
         """The data lives in a local directory (created on first use)."""
@@ -101,6 +100,11 @@ class S3Settings:
     region: str = "us-east-1"
     url_style: str = "vhost"
     use_ssl: bool = True
+
+    @classmethod
+    def for_path(cls, data_path: str) -> S3Settings | None:
+        """The environment's settings when ``data_path`` is on S3 (credentials come from the environment only)."""
+        return cls.from_env() if data_path.startswith("s3://") else None
 
     @classmethod
     def from_env(cls) -> S3Settings:

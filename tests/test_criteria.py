@@ -91,11 +91,11 @@ class ScriptedGT:
         return out
 
 
-@pytest.fixture
-def setup(zhufu_home, monkeypatch):
+def scripted_runner(monkeypatch, backend, assets):
+    """``run(keys, config)`` materializing ``assets`` with ``backend`` as the llm (model "scripted") and the
+    fake embedder; and the warehouse."""
     warehouse = WarehouseResource()
     monkeypatch.setitem(embeddings._EMBEDDERS, "multilingual-e5-small", FakeEmbedder())
-    backend = ScriptedGT()
     monkeypatch.setitem(llm_resource._BACKENDS, ("local", "scripted", None, 16), backend)
     resources = {"warehouse": warehouse, "datasets": DatasetsResource(),
                  "llm": LLMResource(warehouse=warehouse, model="scripted"), "embedder": EmbedderResource(),
@@ -103,13 +103,20 @@ def setup(zhufu_home, monkeypatch):
                  "pipes_client": dg.PipesSubprocessClient()}
 
     def run(keys, config=None):
-        res = dg.materialize(ASSETS, selection=[dg.AssetKey(k) for k in keys], resources=resources,
+        res = dg.materialize(assets, selection=[dg.AssetKey(k) for k in keys], resources=resources,
                              run_config={"ops": {k: {"config": c} for k, c in (config or {}).items()}})
         assert res.success
         return res
 
+    return run, warehouse.get()
+
+
+@pytest.fixture
+def setup(zhufu_home, monkeypatch):
+    backend = ScriptedGT()
+    run, wh = scripted_runner(monkeypatch, backend, ASSETS)
     run(["scenario_samples", "seed_preference_pairs", "human_labels"])
-    return run, warehouse.get(), backend
+    return run, wh, backend
 
 
 def test_the_sample_has_three_scenarios_with_good_and_flawed_examples(setup):

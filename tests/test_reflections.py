@@ -6,23 +6,13 @@ scripted writer/judge double (control flow; what the embedded model does is in b
 import dagster as dg
 import pytest
 
-import resources.embeddings as embeddings
-import resources.llm_resource as llm_resource
 from agents import criteria as crit
 from agents import reflection as rf
 from assets import criteria as criteria_assets
 from assets import ingest, judging
 from assets import reflections as reflection_assets
-from resources import (
-    DatasetsResource,
-    EmbedderResource,
-    LLMResource,
-    TrainingResource,
-    VectorStoreResource,
-    WarehouseResource,
-)
 from resources.llm.types import Generation
-from tests.test_criteria import FakeEmbedder, ScriptedGT
+from tests.test_criteria import ScriptedGT, scripted_runner
 
 ASSETS = dg.load_assets_from_modules([ingest, judging, criteria_assets, reflection_assets])
 DETAIL = "外婆"  # what the scripted judge rewards
@@ -54,23 +44,10 @@ class ScriptedReflect(ScriptedGT):
 
 @pytest.fixture
 def setup(zhufu_home, monkeypatch):
-    warehouse = WarehouseResource()
-    monkeypatch.setitem(embeddings._EMBEDDERS, "multilingual-e5-small", FakeEmbedder())
     backend = ScriptedReflect()
-    monkeypatch.setitem(llm_resource._BACKENDS, ("local", "scripted", None, 16), backend)
-    resources = {"warehouse": warehouse, "datasets": DatasetsResource(),
-                 "llm": LLMResource(warehouse=warehouse, model="scripted"), "embedder": EmbedderResource(),
-                 "vectors": VectorStoreResource(), "training": TrainingResource(),
-                 "pipes_client": dg.PipesSubprocessClient()}
-
-    def run(keys, config=None):
-        res = dg.materialize(ASSETS, selection=[dg.AssetKey(k) for k in keys], resources=resources,
-                             run_config={"ops": {k: {"config": c} for k, c in (config or {}).items()}})
-        assert res.success
-        return res
-
+    run, wh = scripted_runner(monkeypatch, backend, ASSETS)
     run(["scenario_samples", "seed_preference_pairs", "human_labels", "criteria"])
-    return run, warehouse.get(), backend
+    return run, wh, backend
 
 
 def _config(rounds):

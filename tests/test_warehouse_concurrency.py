@@ -6,10 +6,11 @@ from warehouse import Warehouse, WarehouseConfig
 from warehouse.schema import PromptRow
 
 
-def _writer(home: str, worker: int, barrier) -> None:
-    wh = Warehouse(WarehouseConfig.embedded(home))
+def writer(config: WarehouseConfig, worker: int, barrier, batches: int = 5) -> None:
+    """One of several processes appending at once (also the remote-catalog test's writer)."""
+    wh = Warehouse(config)
     barrier.wait()
-    for batch in range(5):
+    for batch in range(batches):
         # Every worker offers the shared rows and its own; shared ones must not be stored twice.
         shared = [PromptRow(text=f"共享 {batch}-{i}", source="t", source_ref="s", batch="s") for i in range(4)]
         own = [PromptRow(text=f"进程{worker} {batch}-{i}", source="t", source_ref="o", batch="o") for i in range(3)]
@@ -20,7 +21,7 @@ def test_four_processes_appending_at_once_store_every_row_exactly_once(zhufu_hom
     Warehouse(WarehouseConfig.embedded(zhufu_home)).migrate()
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(4)
-    procs = [ctx.Process(target=_writer, args=(str(zhufu_home), w, barrier)) for w in range(4)]
+    procs = [ctx.Process(target=writer, args=(WarehouseConfig.embedded(zhufu_home), w, barrier)) for w in range(4)]
     for p in procs:
         p.start()
     for p in procs:

@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from tests.remote_servers import postgres, s3_server
+from tests.test_warehouse_concurrency import writer
 from warehouse import Warehouse, WarehouseConfig
 from warehouse.config import S3Settings
 from warehouse.schema import PromptRow
@@ -38,15 +39,6 @@ def _objects(remote, prefix: str) -> list[str]:
     return [o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix=prefix).get("Contents", [])]
 
 
-def _writer(config: WarehouseConfig, worker: int, barrier) -> None:
-    wh = Warehouse(config)
-    barrier.wait()
-    for batch in range(3):
-        shared = [PromptRow(text=f"共享 {batch}-{i}", source="t", source_ref="s", batch="s") for i in range(4)]
-        own = [PromptRow(text=f"进程{worker} {batch}-{i}", source="t", source_ref="o", batch="o") for i in range(3)]
-        wh.append(shared + own, run_id=f"w{worker}", asset_key="prompts")
-
-
 def test_events_on_postgres_and_s3_dedupe_time_travel_and_project(remote):
     config = _config(remote, "one")
     wh = Warehouse(config)
@@ -67,7 +59,7 @@ def test_four_processes_appending_at_once_to_a_postgres_catalog_store_every_row_
     Warehouse(config).migrate()
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(4)
-    procs = [ctx.Process(target=_writer, args=(config, w, barrier)) for w in range(4)]
+    procs = [ctx.Process(target=writer, args=(config, w, barrier, 3)) for w in range(4)]
     for p in procs:
         p.start()
     for p in procs:

@@ -20,6 +20,11 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   trend, one scale; repetition penalty, its length trend removed too); ``--raw-rewards`` turns the
   shaping off (suffix ``_raw``). Defaults: 60 steps, lr 5e-6, β 0.04, rollouts at T 0.7;
   ``--tag T`` gives a variant's GRPO stages their own artifacts (grpo_rm_T, ...), so variants coexist.
+  reflect_eval  MRPO's inference mode on the held-out test prompts (the first --eval-prompts): SFT drafts
+             (greedy), --reflect-rounds rounds of critique (SFT) and revision (SFT, sampled), a revision kept only
+             when the judge's criteria total rises; the independent evaluator scores the text after every round:
+             gain over the draft and over the previous round ± SE, the part length explains, win rate; also
+             every revision as written (kept or not). No memory (LanceDB is not on the GPU machine).
   eval       base, SFT and each GRPO policy in --work (every complete grpo_* artifact) write one greeting per held-out test prompt (greedy); the
              evaluator, the training RM and the judge score them; each policy against SFT prompt by
              prompt: gain ± SE, the part the length change explains, win rate (95% interval), on
@@ -112,6 +117,7 @@ def main() -> int:
                         "negatives); one per --work")
     p.add_argument("--memory-prompts", type=int, default=256, help="memory: GRPO training prompts reflected on")
     p.add_argument("--memory-rounds", type=int, default=2)
+    p.add_argument("--reflect-rounds", type=int, default=3, help="reflect_eval: rounds per held-out prompt")
     p.add_argument("--cold-start-steps", type=int, default=20)
     p.add_argument("--replay-weight", type=float, default=0.1)
     p.add_argument("--out")
@@ -156,13 +162,16 @@ def main() -> int:
                 repetition_length_neutral=bool(a.repetition_length_neutral), length_neutral=not a.raw_rewards, temperature=a.temperature,
                 normalize_rewards=not a.raw_rewards, use_vllm=False, seed=a.seed, **mrpo), r)
             print(json.dumps({stage: {k: v for k, v in m.items() if k not in ("before", "after")}}, default=str))
+    if "reflect_eval" in a.stages:
+        reflect_evaluate(a, work, f)
     if "eval" in a.stages:
         evaluate(a, work, f)
     return 0
 
 
-def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
-    """The reflection memory on GRPO training prompts (never the test prompts): accepted revisions."""
+def _reflect(work: Path, prompts: list[str], rounds: int) -> tuple[list, list]:
+    """SFT drafts (greedy) for ``prompts``, then ``rounds`` rounds of reflection (critic and writer: SFT;
+    criteria: the initial S_D scored by the judge; no memory); returns (chains, round events)."""
     from agents import criteria as crit
     from agents import policy
     from agents import reflection as rf
@@ -170,9 +179,7 @@ def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
     from resources.llm.local import LocalBackend
     from resources.llm.runtime import LLMRuntime
     from resources.llm.types import ChatRequest, Sampling
-    from training.data import read_jsonl
 
-    prompts = [x["prompt"] for x in read_jsonl(f["grpo"], ("prompt",))][: a.memory_prompts]
     writer = LLMRuntime(LocalBackend(str(work / "sft"), batch_size=64, progress=False))
     judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))
     drafts = writer.chat([ChatRequest(messages=policy.messages(p), sampling=Sampling(temperature=0.0, max_new_tokens=96))
@@ -180,7 +187,16 @@ def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
     chains = [rf.Chain(chain_id=f"m{i}", scenario="greeting", prompt=p, draft=(d.text or "").strip())
               for i, (p, d) in enumerate(zip(prompts, drafts, strict=True)) if (d.text or "").strip()]
     criteria = {"greeting": crit.principles_as_criteria("greeting", INITIAL_S_D)}
-    rounds = rf.reflect(writer, writer, judge, chains, criteria, rf.NoMemory(), rf.Settings(), a.memory_rounds)
+    return chains, rf.reflect(writer, writer, judge, [rf.Chain(**vars(c)) for c in chains], criteria, rf.NoMemory(),
+                              rf.Settings(), rounds)
+
+
+def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
+    """The reflection memory on GRPO training prompts (never the test prompts): accepted revisions."""
+    from training.data import read_jsonl
+
+    prompts = [x["prompt"] for x in read_jsonl(f["grpo"], ("prompt",))][: a.memory_prompts]
+    chains, rounds = _reflect(work, prompts, a.memory_rounds)
     kept = [{"prompt": r.prompt, "response": r.revision} for r in rounds if r.accepted]
     write_jsonl(work / "memory.jsonl", kept)
     by_round = {}
@@ -191,6 +207,62 @@ def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
             "critique_by_agent": sum(x.critique_source == "agent" for x in v),
             "mean_gain_accepted": (sum(x.gain for x in v if x.accepted) / max(1, sum(x.accepted for x in v)))}
         for k, v in by_round.items()}}}))
+
+
+def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
+    """Inference-mode MRPO on held-out prompts, scored round by round by the independent evaluator."""
+    from training.data import read_jsonl
+    from training.metrics import mean_se, paired_comparison, repeat_rate
+    from training.scoring import RewardScorer
+
+    prompts = [x["prompt"] for x in read_jsonl(f["test"], ("prompt",))][: a.eval_prompts]
+    chains, rounds = _reflect(work, prompts, a.reflect_rounds)
+    ids = [c.chain_id for c in chains]
+    ps = [c.prompt for c in chains]
+    texts = [{c.chain_id: c.draft for c in chains}]  # the text after round r (kept revisions replace it)
+    written: dict[int, dict[str, str]] = {}  # round -> chain -> its revision as written, kept or not
+    for r in range(1, a.reflect_rounds + 1):
+        now = dict(texts[-1])
+        for e in rounds:
+            if e.round == r and e.revision:
+                written.setdefault(r, {})[e.chain_id] = e.revision
+                if e.accepted:
+                    now[e.chain_id] = e.revision
+        texts.append(now)
+    evaluator = RewardScorer(str(work / "evaluator"))
+    score = [evaluator.score(ps, [t[i] for i in ids]) for t in texts]
+    lens = [[len(t[i]) for i in ids] for t in texts]
+    rows, out = [], {"n": len(ids), "rounds": []}
+    for r, t in enumerate(texts):
+        ev = [e for e in rounds if e.round == r]
+        m, se = mean_se(score[r])
+        row = {"round": r, "n": len(ids), "chars": round(sum(lens[r]) / len(ids), 1),
+               "repeats": round(repeat_rate([t[i] for i in ids]) or 0, 3), "evaluator": f"{m:.3f}±{se:.3f}",
+               "revised": sum(1 for e in ev if e.revision), "kept": sum(e.accepted for e in ev)}
+        cmp = {}
+        if r:
+            for name, ref in (("vs draft", 0), ("vs previous round", r - 1)):
+                c = paired_comparison(score[r], score[ref], lens[r], lens[ref])
+                cmp[name] = c
+                z = c["gain_beyond_length"] / c["gain_se"] if c["gain_se"] else None
+                row[f"gain {name}"] = f"{c['gain']:+.3f}±{c['gain_se']:.3f}"
+                row[f"beyond length {name} (SEs)"] = None if z is None else round(z, 1)
+            done = [i for i in ids if i in written.get(r, {})]
+            if done:  # every revision of this round as written, against the text it revised
+                raw = evaluator.score([ps[ids.index(i)] for i in done], [written[r][i] for i in done])
+                prev = [score[r - 1][ids.index(i)] for i in done]
+                c = paired_comparison(raw, prev, [len(written[r][i]) for i in done], [lens[r - 1][ids.index(i)] for i in done])
+                cmp["revisions as written"] = c
+                row["revisions as written: gain"] = f"{c['gain']:+.3f}±{c['gain_se'] or 0:.3f}"
+                row["revisions as written: win"] = round(c["win_rate"], 2)
+        rows.append(row)
+        out["rounds"].append({**row, "comparisons": cmp})
+    print(tabulate(rows, headers="keys", tablefmt="github"))
+    print(json.dumps({"reflect_eval_samples": [{"prompt": ps[k], **{f"r{r}": texts[r][ids[k]] for r in range(len(texts))}}
+                                               for k in range(min(3, len(ids)))]}, ensure_ascii=False))
+    if a.out:
+        Path(a.out).with_suffix(".reflect.json").write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str),
+                                                            encoding="utf-8")
 
 
 def evaluate(a, work: Path, f: dict[str, Path]) -> None:

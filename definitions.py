@@ -27,6 +27,7 @@ from resources import (
     VectorStoreResource,
     WarehouseResource,
 )
+from resources.launch import pipes_client_from_env
 from sensors.inbox import inbox_sensor
 from sensors.retraining import (
     RetrainingPolicy,
@@ -56,8 +57,8 @@ defs = dg.Definitions(
         "embedder": EmbedderResource(),
         "vectors": VectorStoreResource(),
         "training": TrainingResource(),
-        # training runs out of process; swap for PipesK8sClient / a Ray client to move it elsewhere
-        "pipes_client": dg.PipesSubprocessClient(),
+        # training runs out of process: a local subprocess, or a Ray job when ZHUFU_RAY_ADDRESS is set
+        "pipes_client": pipes_client_from_env(),
         "retraining": RetrainingPolicy(),
     },
     sensors=[inbox_sensor, preference_data_sensor, reward_signal_sensor],

@@ -8,9 +8,7 @@ retrains nothing.
 """
 
 
-import functools
 import hashlib
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import dagster as dg
@@ -24,6 +22,7 @@ from assets.path_b import chosen_principles, judge_principles
 from assets.plots import line_plot, markdown_image
 from assets.pools import MODEL_POOL
 from resources import TrainingResource, WarehouseResource
+from resources.launch import launch
 from training import artifacts
 from training.code_version import code_version
 from training.config import (
@@ -80,8 +79,9 @@ def _fetch(warehouse: WarehouseResource, snapshot: int, sql: str, params: list |
 def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, training: TrainingResource,
            pipes_client: dg.PipesSubprocessClient, *, kind: str, module: str, cfg: RunConfig, base_id: str,
            data_files: dict[str, list[dict]], snapshot: int, lineage: dict[str, Any] | None = None,
-           extra_metadata: dict[str, Any] | None = None) -> dg.MaterializeResult:
-    """Export, launch through Pipes (unless this exact model exists), register, report."""
+           extra_metadata: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> dg.MaterializeResult:
+    """Export, launch through Pipes (unless this exact model exists), register, report. ``env``: secret
+    variables for the training process (``resources.launch``)."""
     hyper = cfg.model_dump(exclude={"base_model", "output_dir", "train_file", "train_files", "eval_pairs_file",
                                     "eval_labels_file", "prompts_file", "eval_prompts_file", "reward_model",
                                     "call_log"})  # where GRPO's judge calls are logged: not the model
@@ -101,8 +101,8 @@ def _train(context: dg.AssetExecutionContext, warehouse: WarehouseResource, trai
         config_path = cfg.dump(run_dir / "config.json")
         command = training.command(module, config_path)
         context.log.info(f"launching {' '.join(command)}")
-        invocation = pipes_client.run(context=context, command=command,
-                                      extras={"model_id": model_id, "config": str(config_path)})
+        invocation = launch(pipes_client, context, command, extras={"model_id": model_id, "config": str(config_path)},
+                            env=env)
         # the metrics the trainer streamed over Pipes (training/reporting.py), step by step
         streamed = [m for m in (invocation.get_custom_messages() if hasattr(invocation, "get_custom_messages")
                                 else []) if isinstance(m, dict) and "step" in m]
@@ -338,6 +338,7 @@ def _launch_grpo(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, wa
     base_id, base_path = (sft["model_id"], sft["artifact_path"]) if sft else (training.base_model, training.resolve())
     lineage: dict[str, Any] = {"reward": config.reward}
     kwargs: dict[str, Any] = {}
+    secret: dict[str, str] = {}  # variables the training process gets through its environment only
     if config.reward in ("reward_model", "weighted"):
         rm = latest_model(wh, "reward")
         if rm is None:
@@ -372,8 +373,6 @@ def _launch_grpo(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, wa
             catalog=None if "ZHUFU_CATALOG" in secret else loc.catalog,
             data_path=None if "ZHUFU_DATA_PATH" in secret else loc.data_path,
             lock_dir=str(loc.lock_dir) if loc.lock_dir else None)
-        if secret:
-            pipes_client = SimpleNamespace(run=functools.partial(pipes_client.run, env=secret))  # type: ignore[assignment]
     train = [{"prompt": r["text"]} for r in policy_prompts(warehouse, config.heldout_fraction, False, snap)]
     if config.max_prompts:
         train = train[: config.max_prompts]
@@ -389,7 +388,7 @@ def _launch_grpo(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, wa
     lineage.update(extra_lineage or {})
     data_files = {"train": train, **({"memory": memory} if memory is not None else {})}
     return _train(context, warehouse, training, pipes_client, kind=kind, module="training.grpo", cfg=cfg,
-                  base_id=base_id, data_files=data_files, snapshot=snap, lineage=lineage)
+                  base_id=base_id, data_files=data_files, snapshot=snap, lineage=lineage, env=secret)
 
 
 # ---------------------------------------------------------------- MRPO

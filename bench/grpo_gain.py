@@ -182,7 +182,8 @@ def _reflect(work: Path, prompts: list[str], rounds: int) -> tuple[list, list]:
 
     writer = LLMRuntime(LocalBackend(str(work / "sft"), batch_size=64, progress=False))
     judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))
-    drafts = writer.chat([ChatRequest(messages=policy.messages(p), sampling=Sampling(temperature=0.0, max_new_tokens=96))
+    budget = rf.Settings().revision_tokens  # drafts get the revisions' budget: a cut-off draft is not a fair round 0
+    drafts = writer.chat([ChatRequest(messages=policy.messages(p), sampling=Sampling(temperature=0.0, max_new_tokens=budget))
                           for p in prompts])
     chains = [rf.Chain(chain_id=f"m{i}", scenario="greeting", prompt=p, draft=(d.text or "").strip())
               for i, (p, d) in enumerate(zip(prompts, drafts, strict=True)) if (d.text or "").strip()]

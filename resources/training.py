@@ -2,7 +2,7 @@
 
 Training runs out of process through Dagster Pipes (``PipesSubprocessClient`` by default), so a
 GPU job moves to Kubernetes or Ray by swapping the ``pipes_client`` resource. With more than one
-visible GPU the command is ``accelerate launch``.
+visible GPU the command is ``torchrun``: one rank per GPU (``training/distributed.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ class TrainingResource(dg.ConfigurableResource):
     model_store: str | None = Field(default=None, description="model store directory (default $ZHUFU_HOME/models)")
     base_model: str = Field(default=EMBEDDED_MODEL, description="base checkpoint: store name, path or hub id")
     python: str | None = Field(default=None, description="interpreter for training processes (default: this one)")
-    launcher: Literal["auto", "python", "accelerate"] = Field(
-        default="auto", description="auto: accelerate launch when more than one GPU is visible")
+    launcher: Literal["auto", "python", "torchrun"] = Field(
+        default="auto", description="auto: torchrun with one rank per GPU when more than one GPU is visible")
+    gpus: int | None = Field(default=None, description="torchrun ranks (default: every visible GPU)")
 
     def store(self) -> ModelStore:
         return ModelStore(self.model_store)
@@ -56,7 +57,11 @@ class TrainingResource(dg.ConfigurableResource):
         if launcher == "auto":
             import torch
 
-            launcher = "accelerate" if torch.cuda.device_count() > 1 else "python"
-        if launcher == "accelerate":
-            return [python, "-m", "accelerate.commands.launch", "-m", module, "--config", str(config_path)]
+            launcher = "torchrun" if torch.cuda.device_count() > 1 else "python"
+        if launcher == "torchrun":
+            import torch
+
+            ranks = self.gpus or max(1, torch.cuda.device_count())
+            return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
+                    "-m", module, "--config", str(config_path)]
         return [python, "-m", module, "--config", str(config_path)]

@@ -8,20 +8,28 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from training import distributed
+
 MANIFEST = "zhufu_manifest.json"
 
 
 def partial_dir(output_dir: str | Path) -> Path:
+    """``<dir>.partial``, emptied. Under torchrun rank 0 prepares it and the other ranks wait for that
+    (so none writes into a directory about to be deleted); only rank 0 finalizes."""
     out = Path(output_dir)
     tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)  # leftovers of a killed run
-    tmp.mkdir(parents=True)
+    if distributed.is_main():
+        if tmp.exists():
+            shutil.rmtree(tmp)  # leftovers of a killed run
+        tmp.mkdir(parents=True)
+    distributed.barrier()
     return tmp
 
 
 def finalize(tmp: Path, output_dir: str | Path, manifest: dict[str, Any]) -> Path:
     out = Path(output_dir)
+    if not distributed.is_main():
+        raise RuntimeError("only rank 0 writes the artifact")
     (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from training import artifacts, devices, kernels, replay
+from training import artifacts, devices, distributed, kernels, replay
 from training.config import GRPORunConfig
 from training.data import assistant, prompt_records, read_jsonl, user
 from training.generation import generate
@@ -218,7 +218,8 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     vllm = use_vllm(cfg)
     mode = generation_mode(cfg, model, vllm)
     paged = mode == "paged"
-    args = GRPOConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size,
+    # the batch is global: under torchrun each rank generates and trains on its share
+    args = GRPOConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size // distributed.world_size(),
                       num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
                       learning_rate=cfg.learning_rate, beta=cfg.beta, max_steps=cfg.max_steps,
                       num_train_epochs=cfg.num_epochs,  # what max_steps=-1 trains (TRL's default: 3 epochs)
@@ -240,7 +241,8 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     def score_texts(ps, outs):
         return score([user(p) for p in ps], [assistant(o) for o in outs])
 
-    before = quick_eval(trainer.model, tok, eval_prompts, score_texts, cfg.max_completion_length) if eval_prompts else None
+    evaluating = bool(eval_prompts) and distributed.is_main()
+    before = quick_eval(trainer.model, tok, eval_prompts, score_texts, cfg.max_completion_length) if evaluating else None
     reporter.info(f"GRPO on {len(prompts)} prompts, reward={cfg.reward}, generation={mode}, {devices.describe()}")
     if devices.has_cuda():
         torch.cuda.synchronize()
@@ -252,10 +254,12 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
             torch.cuda.synchronize()
         train_s = time.time() - t0
         after = quick_eval(trainer.model, tok, eval_prompts, score_texts, cfg.max_completion_length) \
-            if eval_prompts else None
+            if evaluating else None
     finally:  # the judge's recorded calls reach the warehouse even when training fails
         for rt in judge_runtimes(funcs):
             rt.calls.flush()
+    if not distributed.is_main():
+        return {"steps": out.global_step, "train_s": round(train_s, 2), "rank": distributed.rank()}  # rank 0 saves
     model = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)

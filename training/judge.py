@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from agents.judging import LABELS, RULE_KINDS, judge_messages, rule_eval_rows
-from training import artifacts, devices, kernels
+from training import artifacts, devices, distributed, kernels
 from training.config import JudgeRunConfig
 from training.data import read_jsonl
 from training.metrics import auc
@@ -183,7 +183,7 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
 
         wrapped, model = inject_lora(cfg, model)  # MarginModel reads the inner LM's layers
     judge = MarginModel(model, tok, max_length=cfg.max_length)
-    before = evaluate(judge, cfg) if cfg.eval_before else None
+    before = evaluate(judge, cfg) if cfg.eval_before and distributed.is_main() else None
     units = _units(rows)
     per_epoch = max(1, math.ceil(len(rows) / cfg.batch_size))
     steps = cfg.max_steps if cfg.max_steps > 0 else max(1, round(per_epoch * cfg.num_epochs))
@@ -200,11 +200,12 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
     order: list[list[dict]] = []
     t0 = time.time()
     for step in tqdm(range(steps), desc="judge", unit="step", mininterval=10, dynamic_ncols=True):  # ETA on stderr
-        batch: list[dict] = []
-        while len(batch) < cfg.batch_size:
+        picked: list[list[dict]] = []  # whole units: a pair's two rows stay together for the pairwise term
+        while sum(map(len, picked)) < cfg.batch_size:
             if not order:
                 order = rng.sample(units, len(units))
-            batch += order.pop()
+            picked.append(order.pop())
+        batch = [r for u in distributed.shard(picked) for r in u]  # under torchrun: this rank's units
         texts = [judge.texts(r.get("principles") or [], [r["prompt"]], [r["response"]])[0] for r in batch]
         m = judge.margins(texts)
         y = torch.tensor([float(r["label"]) for r in batch], device=m.device)
@@ -212,6 +213,7 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
         bt = _pairwise_loss(batch, m) if cfg.pairwise_weight else None
         total = loss + cfg.pairwise_weight * bt if bt is not None else loss
         total.backward()
+        distributed.average_gradients(trained)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -230,6 +232,8 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
         with torch.no_grad():
             torch._foreach_copy_(trained, ema)
         del ema
+    if not distributed.is_main():
+        return {"steps": steps, "train_s": round(train_s, 2), "rank": distributed.rank()}  # rank 0 evaluates and saves
     after = evaluate(judge, cfg)
     if wrapped is not None:
         artifacts.save_adapter(wrapped, tmp)

@@ -10,6 +10,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from training import distributed
+
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     out = {}
@@ -30,9 +32,11 @@ class Reporter:
         self.history: list[dict[str, Any]] = []
 
     def __enter__(self) -> Reporter:
-        from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
-
-        if PipesEnvVarParamsLoader().is_dagster_pipes_process():
+        try:
+            from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+        except ImportError:  # a standalone run on a machine without Dagster: stderr only
+            return self
+        if PipesEnvVarParamsLoader().is_dagster_pipes_process() and distributed.is_main():  # one voice per run
             self._cm = open_dagster_pipes()
             self._pipes = self._cm.__enter__()
         return self
@@ -42,6 +46,8 @@ class Reporter:
             self._cm.__exit__(*exc)
 
     def info(self, message: str) -> None:
+        if not distributed.is_main():
+            return
         if self._pipes is not None:
             self._pipes.log.info(message)
         print(message, file=sys.stderr, flush=True)
@@ -49,6 +55,8 @@ class Reporter:
     def metrics(self, step: int, values: dict[str, Any]) -> None:
         row = {"step": step, **_clean(values)}
         self.history.append(row)
+        if not distributed.is_main():
+            return
         if self._pipes is not None:
             self._pipes.report_custom_message(row)
         print(json.dumps(row, ensure_ascii=False), file=sys.stderr, flush=True)
@@ -74,7 +82,11 @@ def run_cli(module: str, doc: str | None, config_cls, train, argv: list[str] | N
     parser.add_argument("--config", required=True, help=f"a {config_cls.__name__} as JSON")
     args = parser.parse_args(argv)
     cfg = config_cls.load(args.config)
-    with Reporter() as reporter:
-        metrics = train(cfg, reporter)
-        reporter.info(f"{module} done: {metrics}")
+    distributed.init()  # under torchrun: this rank's GPU and the process group
+    try:
+        with Reporter() as reporter:
+            metrics = train(cfg, reporter)
+            reporter.info(f"{module} done: {metrics}")
+    finally:
+        distributed.shutdown()
     return 0

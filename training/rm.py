@@ -20,7 +20,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from training import artifacts, devices, kernels
+from training import artifacts, devices, distributed, kernels
 from training.config import RMRunConfig
 from training.data import pair_records, read_jsonl
 from training.packing import pack_pairs, packed_layout, packed_rewards, use_packed_attention
@@ -147,6 +147,9 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
                       else length_buckets(lengths, cfg.batch_size, rng)):
             if step >= total:
                 break
+            if len(batch) < distributed.world_size():
+                continue  # a tail too small to give every rank a pair (every rank skips it alike)
+            batch = distributed.shard(batch)  # under torchrun: this rank's share; gradients averaged below
             with contextlib.ExitStack() as held:
                 with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "amp"):
                     if packing:
@@ -163,6 +166,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
                         margin = r[: len(batch)] - r[len(batch):]
                 loss = -torch.nn.functional.logsigmoid(margin).mean()
                 loss.backward()
+            distributed.average_gradients(trainable)
             if master:
                 master.step()
             else:
@@ -208,6 +212,8 @@ def train(cfg: RMRunConfig, reporter: Reporter) -> dict:
     reporter.info(f"reward model ({cfg.engine}) on {len(rows)} pairs, {devices.describe()}")
     if devices.has_cuda():
         torch.cuda.reset_peak_memory_stats()
+    if distributed.world_size() > 1 and cfg.engine != "fast":
+        raise ValueError("several ranks (torchrun) need engine 'fast'; the trl engine runs on one GPU here")
     res = (train_fast(cfg, rows, model, tok, reporter) if cfg.engine == "fast"
            else train_trl(cfg, rows, model, tok, tmp, reporter))
     pairs_seen = len(rows) * cfg.num_epochs if cfg.max_steps < 0 else res["steps"] * cfg.batch_size
@@ -216,7 +222,10 @@ def train(cfg: RMRunConfig, reporter: Reporter) -> dict:
                "prep_s": round(res.get("prep_s", 0.0), 2), "precision": res.get("precision", "trainer"),
                "packing": res.get("packing", False), "tokens_per_pair": res.get("tokens_per_pair"),
                "kernels": applied,
-               "train_loss": res["train_loss"], "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb()}
+               "train_loss": res["train_loss"], "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb(),
+               "ranks": distributed.world_size()}
+    if not distributed.is_main():
+        return metrics  # rank 0 saves, evaluates and finalizes
     model = res["model"]
     model.eval()
     model.save_pretrained(tmp, safe_serialization=True)

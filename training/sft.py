@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import time
 
-from training import artifacts, devices, kernels
+from training import artifacts, devices, distributed, kernels
 from training.config import SFTRunConfig
 from training.data import read_jsonl, sft_records
 from training.reporting import Reporter, ReporterCallback, run_cli
@@ -48,7 +48,7 @@ def train(cfg: SFTRunConfig, reporter: Reporter) -> dict:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
     applied = kernels.apply(model, cfg.kernels)
-    args = SFTConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size,
+    args = SFTConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=max(1, cfg.batch_size // distributed.world_size()),
                      learning_rate=cfg.learning_rate, max_steps=cfg.max_steps, num_train_epochs=cfg.num_epochs,
                      max_length=cfg.max_length, logging_steps=cfg.logging_steps, save_strategy="no", report_to=[],
                      bf16=devices.has_cuda(), seed=cfg.seed, gradient_checkpointing=cfg.gradient_checkpointing,
@@ -59,6 +59,8 @@ def train(cfg: SFTRunConfig, reporter: Reporter) -> dict:
     t0 = time.time()
     out = trainer.train()
     train_s = time.time() - t0
+    if not distributed.is_main():
+        return {"steps": out.global_step, "train_s": round(train_s, 2), "rank": distributed.rank()}  # rank 0 saves
     if cfg.lora is not None:
         artifacts.save_adapter(trainer.model, tmp)
     model = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model

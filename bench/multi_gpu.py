@@ -1,0 +1,88 @@
+"""One GPU against several (torchrun, one rank per GPU) for the reward model's fast engine and GRPO (issue 14).
+
+    python -m bench.multi_gpu --model $MODEL --work /root/keep/gain --gpus 2 --out multi_gpu.json
+
+Needs ``bench.grpo_gain --stages prepare`` in ``--work`` first (pairs_a.jsonl, dev.jsonl, grpo.jsonl). Runs the
+same config on 1 and on ``--gpus`` ranks, one after the other: the RM on half A of the training pairs (global
+batch 256, ``--rm-steps``), then GRPO from the base model with that RM as reward (global batch 64 completions,
+``--grpo-steps``). Reports pairs/s and completions/s from each run's own training clock, the speed-up, and the
+RM's dev pair accuracy (the same global batch, so the same accuracy is expected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from training import artifacts
+from training.config import GRPORunConfig, RMRunConfig
+
+
+def launch(module: str, config, ranks: int, log: Path) -> dict:
+    path = config.dump(Path(config.output_dir + ".json"))
+    cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+           if ranks > 1 else [sys.executable]) + ["-m", module, "--config", str(path)]
+    # one rank sees one GPU: a single process that sees two gets nn.DataParallel from the HF Trainer (TRL refuses it)
+    env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": "0"} if ranks == 1 else {})}
+    with log.open("a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+    if code or not artifacts.is_complete(config.output_dir):
+        return {"failed": code}
+    return artifacts.read_manifest(config.output_dir)["metrics"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.multi_gpu", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--gpus", type=int, default=2)
+    p.add_argument("--rm-steps", type=int, default=40)
+    p.add_argument("--grpo-steps", type=int, default=15)
+    p.add_argument("--stages", nargs="+", default=["rm", "grpo"])
+    p.add_argument("--out")
+    a = p.parse_args()
+    work = Path(a.work)
+    log = work / "multi_gpu.log"
+    rows, out = [], {}
+    for ranks in (1, a.gpus):
+        if "rm" in a.stages:
+            m = launch("training.rm", RMRunConfig(
+                base_model=a.model, output_dir=str(work / f"mg_rm_{ranks}"), engine="fast", batch_size=256,
+                learning_rate=1.6e-4, max_steps=a.rm_steps, train_files=[str(work / "pairs_a.jsonl")],
+                eval_pairs_file=str(work / "dev.jsonl"), logging_steps=10), ranks, log)
+            out[f"rm_{ranks}"] = m
+            rows.append({"stage": "reward model (fast)", "ranks": ranks, "steps": m.get("steps"),
+                         "train s": m.get("train_s"), "pairs/s": m.get("pairs_per_s"),
+                         "dev pair acc": (m.get("eval_pairs") or {}).get("pair_acc"), "failed": m.get("failed")})
+        if "grpo" in a.stages and artifacts.is_complete(work / "mg_rm_1"):
+            m = launch("training.grpo", GRPORunConfig(
+                base_model=a.model, output_dir=str(work / f"mg_grpo_{ranks}"), prompts_file=str(work / "grpo.jsonl"),
+                reward="reward_model", reward_model=str(work / "mg_rm_1"), max_steps=a.grpo_steps, batch_size=64,
+                num_generations=4, max_completion_length=128, learning_rate=5e-6, beta=0.04, logging_steps=5,
+                use_vllm=False), ranks, log)
+            out[f"grpo_{ranks}"] = m
+            rows.append({"stage": "GRPO (RM reward)", "ranks": ranks, "steps": m.get("steps"),
+                         "train s": m.get("train_s"), "completions/s": m.get("completions_per_s"),
+                         "generation": m.get("generation"), "failed": m.get("failed")})
+    for stage, key in (("rm", "pairs_per_s"), ("grpo", "completions_per_s")):
+        one, many = out.get(f"{stage}_1", {}).get(key), out.get(f"{stage}_{a.gpus}", {}).get(key)
+        if one and many:
+            out[f"{stage}_speedup"] = round(many / one, 2)
+            rows.append({"stage": f"{stage} speed-up, {a.gpus} GPUs / 1", "ranks": a.gpus, "x": out[f"{stage}_speedup"]})
+    print(tabulate(rows, headers="keys", tablefmt="github"))
+    if a.out:
+        Path(a.out).write_text(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

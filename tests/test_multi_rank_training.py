@@ -1,0 +1,99 @@
+"""Training on several ranks (torchrun, one rank per GPU; gloo on CPU here): each rank takes its share
+of every batch and the gradients are averaged, so two ranks train the same weights as one process on
+the whole batch; only rank 0 writes the artifact."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from resources.training import TrainingResource
+from training import artifacts
+from training.config import JudgeRunConfig, RMRunConfig
+
+PAIRS = [("给老师写一句教师节祝福", "老师，您批改作业的红笔写满了耐心，节日快乐。", "节日快乐"),
+         ("给妈妈写一句生日祝福", "妈妈，愿您的笑容像清晨的阳光，生日快乐！", "生日快乐生日快乐"),
+         ("给朋友写新年祝福", "新的一年，愿你的计划都有回音，平安喜乐。", "新年好"),
+         ("给同事写升职祝福", "恭喜升职！你熬过的夜都写进了这份肯定里。", "恭喜"),
+         ("给爷爷写重阳祝福", "爷爷，愿您腿脚利索，每天都能去公园下棋。", "重阳快乐"),
+         ("给同学写毕业祝福", "毕业快乐，愿你在新城市也找到爱吃的那家面馆。", "毕业快乐毕业快乐"),
+         ("给邻居写中秋祝福", "中秋快乐，谢谢您帮我收了一年的快递。", "中秋好"),
+         ("给医生写感谢祝福", "谢谢您深夜还守在病房，愿您也被好好照顾。", "谢谢医生")]
+
+
+def _run(module: str, config, ranks: int) -> subprocess.CompletedProcess:
+    path = config.dump(config.output_dir + ".json")
+    launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+              if ranks > 1 else [sys.executable])
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    env.pop("DAGSTER_PIPES_CONTEXT", None)
+    done = subprocess.run([*launch, "-m", module, "--config", str(path)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    return load_file(str(next(p for p in path.glob("*.safetensors"))))
+
+
+def _mean_diff(a, b) -> float:
+    wa, wb = _weights(a), _weights(b)
+    keys = wa.keys() & wb.keys()
+    return sum((wa[k].float() - wb[k].float()).abs().sum().item() for k in keys) / sum(wa[k].numel() for k in keys)
+
+
+def _max_diff(a, b) -> float:
+    """The largest difference between the weights two checkpoints share."""
+    wa, wb = _weights(a), _weights(b)
+    return max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa.keys() & wb.keys())
+
+
+@pytest.fixture
+def pairs_file(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p, "chosen": c, "rejected": r}, ensure_ascii=False) + "\n"
+                            for p, c, r in PAIRS), encoding="utf-8")
+    return path
+
+
+def test_two_ranks_train_the_reward_model_one_process_trains(tmp_path, tiny_model_dir, pairs_file):
+    cfg = dict(base_model=str(tiny_model_dir), train_files=[str(pairs_file)], engine="fast", batch_size=8,
+               max_steps=3, learning_rate=1e-3, logging_steps=1)
+    one = RMRunConfig(output_dir=str(tmp_path / "rm1"), **cfg)
+    two = RMRunConfig(output_dir=str(tmp_path / "rm2"), **cfg)
+    _run("training.rm", one, 1)
+    _run("training.rm", two, 2)
+    assert artifacts.is_complete(one.output_dir) and artifacts.is_complete(two.output_dir)
+    assert artifacts.read_manifest(two.output_dir)["metrics"]["ranks"] == 2
+    assert not (tmp_path / "rm2.partial").exists()  # rank 0 finalized; no rank left a second copy
+    assert _weights(tmp_path / "rm1").keys() == _weights(tmp_path / "rm2").keys()
+    assert _max_diff(tmp_path / "rm1", tmp_path / "rm2") < 1e-4
+    assert _max_diff(tmp_path / "rm1", tiny_model_dir) > 1e-3  # and training did move them
+
+
+def test_two_ranks_train_the_judge_one_process_trains(tmp_path, tiny_model_dir):
+    rows = [{"prompt": p, "response": resp, "label": label, "pair": i}
+            for i, (p, c, r) in enumerate(PAIRS) for resp, label in ((c, 1), (r, 0))]
+    train = tmp_path / "judge.jsonl"
+    train.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    cfg = dict(base_model=str(tiny_model_dir), train_file=str(train), batch_size=8, max_steps=2,
+               learning_rate=1e-3, pairwise_weight=1.0, rule_eval=False, principle_ablations=False)
+    _run("training.judge", JudgeRunConfig(output_dir=str(tmp_path / "j1"), **cfg), 1)
+    _run("training.judge", JudgeRunConfig(output_dir=str(tmp_path / "j2"), **cfg), 2)
+    assert artifacts.is_complete(tmp_path / "j2")
+    # the padded widths differ between a batch of 8 and its halves, so float noise differs, and Adam turns
+    # noise on near-zero gradients into whole steps: compare the ranks' difference with the update itself
+    assert _mean_diff(tmp_path / "j1", tmp_path / "j2") < 0.2 * _mean_diff(tmp_path / "j1", tiny_model_dir)
+
+
+def test_more_than_one_gpu_launches_one_rank_per_gpu(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    command = TrainingResource().command("training.rm", tmp_path / "c.json")
+    assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert TrainingResource(gpus=1, launcher="torchrun").command("training.rm", tmp_path / "c.json")[4] == \
+        "--nproc_per_node=1"

@@ -36,7 +36,8 @@ class ReflectionsConfig(dg.Config):
     prompts_per_scenario: int = Field(default=8, description="held-out prompts per scenario (0 = all; demo: 1)")
     rounds: int = Field(default=3, ge=1, description="reflection rounds at most per prompt")
     memory_k: int = Field(default=2, ge=0, description="remembered lessons per prompt and round (0 = no memory)")
-    draft_tokens: int = Field(default=96, description="first-draft budget in tokens")
+    draft_tokens: int = Field(default=128, description="first-draft budget in tokens: the revisions' budget by default, "
+                              "since a draft cut short makes round 1 gain by length alone (bench/RESULTS.md)")
     critique_tokens: int = Field(default=96, description="critique budget in tokens")
     revision_tokens: int = Field(default=128, description="revision budget in tokens")
     revision_temperature: float = Field(default=0.7, description="revisions are sampled (seeded by the round)")

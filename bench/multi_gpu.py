@@ -15,19 +15,16 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from tabulate import tabulate
 
-from training import artifacts
+from training import artifacts, distributed
 from training.config import GRPORunConfig, RMRunConfig
 
 
 def launch(module: str, config, ranks: int, log: Path) -> dict:
-    path = config.dump(Path(config.output_dir + ".json"))
-    cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
-           if ranks > 1 else [sys.executable]) + ["-m", module, "--config", str(path)]
+    cmd = distributed.command(module, config.dump(Path(config.output_dir + ".json")), ranks=ranks if ranks > 1 else None)
     # one rank sees one GPU: a single process that sees two gets nn.DataParallel from the HF Trainer (TRL refuses it)
     env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": "0"} if ranks == 1 else {})}
     with log.open("a") as f:

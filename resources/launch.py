@@ -46,15 +46,15 @@ def ray_token() -> str | None:
     return next((os.environ[v] for v in RAY_TOKEN_ENVS if os.environ.get(v)), None)
 
 
-def ray_client(address: str, *, token: str | None = None, poll_interval: float = 1.0) -> dg.PipesClient:
+def ray_client(address: str) -> dg.PipesClient:
     """A Pipes client that submits each training run as a Ray job to the job API at ``address``."""
     try:
         from dagster_ray import PipesRayJobClient
     except ImportError as e:  # pragma: no cover - the extra is part of dev
         raise RuntimeError(f"{RAY_ADDRESS_ENV} is set but dagster-ray is not installed: pip install 'zhufu[ray]'") from e
-    token = token or ray_token()
+    token = ray_token()
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    return PipesRayJobClient(address=address, headers=headers, poll_interval=poll_interval)
+    return PipesRayJobClient(address=address, headers=headers)
 
 
 def is_ray(client: object) -> bool:

@@ -7,7 +7,6 @@ visible GPU the command is ``torchrun``: one rank per GPU (``training/distribute
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Literal
 
@@ -52,16 +51,12 @@ class TrainingResource(dg.ConfigurableResource):
         return self.store().root / model_id
 
     def command(self, module: str, config_path: Path) -> list[str]:
-        python = self.python or sys.executable
+        import torch
+
+        from training import distributed
+
         launcher = self.launcher
         if launcher == "auto":
-            import torch
-
             launcher = "torchrun" if torch.cuda.device_count() > 1 else "python"
-        if launcher == "torchrun":
-            import torch
-
-            ranks = self.gpus or max(1, torch.cuda.device_count())
-            return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
-                    "-m", module, "--config", str(config_path)]
-        return [python, "-m", module, "--config", str(config_path)]
+        ranks = (self.gpus or max(1, torch.cuda.device_count())) if launcher == "torchrun" else None
+        return distributed.command(module, config_path, ranks=ranks, python=self.python)

@@ -17,7 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from warehouse import CommitResult, Warehouse, WarehouseConfig
-from warehouse.config import S3Settings, zhufu_home
+from warehouse.config import zhufu_home
 from warehouse.schema import Event
 
 PREVIEW_ROWS = 8
@@ -85,13 +85,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def warehouse_config(self) -> WarehouseConfig:
         """The location: this resource's catalog / data_path, else $ZHUFU_CATALOG / $ZHUFU_DATA_PATH / home."""
         base = WarehouseConfig.from_env(self.home)
-        data_path = self.data_path or base.data_path
-        return WarehouseConfig(
-            catalog=self.catalog or base.catalog,
-            data_path=data_path,
-            lock_dir=base.lock_dir if not self.catalog else None,
-            s3=S3Settings.for_path(data_path),
-        )
+        return WarehouseConfig.at(self.catalog or base.catalog, self.data_path or base.data_path,
+                                  base.lock_dir if not self.catalog else None)
 
     def get(self) -> Warehouse:
         """The warehouse, built and migrated once per location and process."""

@@ -5,14 +5,13 @@ the whole batch; only rank 0 writes the artifact."""
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from resources.training import TrainingResource
-from training import artifacts
+from training import artifacts, distributed
 from training.config import JudgeRunConfig, RMRunConfig
 
 PAIRS = [("给老师写一句教师节祝福", "老师，您批改作业的红笔写满了耐心，节日快乐。", "节日快乐"),
@@ -26,12 +25,10 @@ PAIRS = [("给老师写一句教师节祝福", "老师，您批改作业的红�
 
 
 def _run(module: str, config, ranks: int) -> subprocess.CompletedProcess:
-    path = config.dump(config.output_dir + ".json")
-    launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
-              if ranks > 1 else [sys.executable])
+    command = distributed.command(module, config.dump(config.output_dir + ".json"), ranks=ranks if ranks > 1 else None)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     env.pop("DAGSTER_PIPES_CONTEXT", None)
-    done = subprocess.run([*launch, "-m", module, "--config", str(path)], env=env, capture_output=True, text=True,
+    done = subprocess.run(command, env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done

@@ -10,7 +10,9 @@ over Pipes and writes the artifact (:mod:`training.artifacts`). Without torchrun
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -54,10 +56,15 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shard(items: Sequence, *, of: int | None = None, at: int | None = None) -> list:
+def shard(items: Sequence) -> list:
     """This rank's share of a global batch (every rank draws the same batch from the same seed)."""
-    n, r = (of or world_size()), (rank() if at is None else at)
-    return list(items[r::n])
+    return list(items[rank()::world_size()])
+
+
+def command(module: str, config_path: str | Path, *, ranks: int | None, python: str | None = None) -> list[str]:
+    """``python -m <module> --config <path>``; under ``torchrun`` with ``ranks`` ranks unless ``ranks`` is None."""
+    torchrun = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] if ranks else []
+    return [python or sys.executable, *torchrun, "-m", module, "--config", str(config_path)]
 
 
 def average_gradients(params: Sequence[torch.nn.Parameter]) -> None:

@@ -36,13 +36,10 @@ def judge_call_log(cfg: GRPORunConfig):
 
     from resources.llm.calllog import CallLog
     from warehouse import Warehouse, WarehouseConfig
-    from warehouse.config import S3Settings
 
     env = WarehouseConfig.from_env()  # a location with a password comes from the environment only
     lock_dir = Path(c.lock_dir) if c.lock_dir else env.lock_dir if c.catalog is None else None
-    data_path = c.data_path or env.data_path
-    location = WarehouseConfig(catalog=c.catalog or env.catalog, data_path=data_path, lock_dir=lock_dir,
-                               s3=S3Settings.for_path(data_path))  # the endpoint and keys: ZHUFU_S3_* (environment)
+    location = WarehouseConfig.at(c.catalog or env.catalog, c.data_path or env.data_path, lock_dir)
     return CallLog(Warehouse(location), run_id=c.run_id, asset_key=c.asset_key, flush_every=c.flush_every)
 
 

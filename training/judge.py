@@ -199,7 +199,8 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
     model.train()
     order: list[list[dict]] = []
     t0 = time.time()
-    for step in tqdm(range(steps), desc="judge", unit="step", mininterval=10, dynamic_ncols=True):  # ETA on stderr
+    for step in tqdm(range(steps), desc="judge", unit="step", mininterval=10, dynamic_ncols=True,
+                     disable=not distributed.is_main()):  # ETA on stderr, once per run
         picked: list[list[dict]] = []  # whole units: a pair's two rows stay together for the pairwise term
         while sum(map(len, picked)) < cfg.batch_size:
             if not order:

@@ -141,7 +141,8 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     if dev == "cuda":
         torch.cuda.synchronize()
     t1 = time.time()
-    bar = tqdm(total=total, desc="reward model", unit="step", mininterval=10, dynamic_ncols=True)  # ETA on stderr
+    bar = tqdm(total=total, desc="reward model", unit="step", mininterval=10, dynamic_ncols=True,
+               disable=not distributed.is_main())  # ETA on stderr, once per run
     while step < total:
         for batch in (random_batches(len(rows), cfg.batch_size, rng) if packing
                       else length_buckets(lengths, cfg.batch_size, rng)):

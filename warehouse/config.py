@@ -66,13 +66,18 @@ class WarehouseConfig:
         )
 
     @classmethod
+    def at(cls, catalog: str, data_path: str, lock_dir: Path | None) -> WarehouseConfig:
+        """A location; when its data is on S3, the endpoint and keys come from the environment (ZHUFU_S3_*)."""
+        return cls(catalog=catalog, data_path=data_path, lock_dir=lock_dir, s3=S3Settings.for_path(data_path))
+
+    @classmethod
     def from_env(cls, home: str | Path | None = None) -> WarehouseConfig:
         """The embedded default, overridden by ZHUFU_CATALOG / ZHUFU_DATA_PATH when set."""
         base = cls.embedded(home)
         catalog = os.environ.get("ZHUFU_CATALOG") or base.catalog
         data_path = os.environ.get("ZHUFU_DATA_PATH") or base.data_path
         lock_dir = base.lock_dir if catalog.startswith("sqlite:") or catalog == base.catalog else None
-        return cls(catalog=catalog, data_path=data_path, lock_dir=lock_dir, s3=S3Settings.for_path(data_path))
+        return cls.at(catalog, data_path, lock_dir)
 
     def is_local(self) -> bool:
         """The data lives in a local directory (created on first use)."""

@@ -35,6 +35,7 @@ The dev sets and grpo/test are never trained on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -182,14 +183,16 @@ def _reflect(work: Path, prompts: list[str], rounds: int) -> tuple[list, list]:
 
     writer = LLMRuntime(LocalBackend(str(work / "sft"), batch_size=64, progress=False))
     judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))
-    budget = rf.Settings().revision_tokens  # drafts get the revisions' budget: a cut-off draft is not a fair round 0
-    drafts = writer.chat([ChatRequest(messages=policy.messages(p), sampling=Sampling(temperature=0.0, max_new_tokens=budget))
-                          for p in prompts])
+    settings = rf.Settings()
+    # drafts get the revisions' budget: a cut-off draft is not a fair round 0
+    draft = Sampling(temperature=0.0, max_new_tokens=settings.revision_tokens)
+    drafts = writer.chat([ChatRequest(messages=policy.messages(p), sampling=draft) for p in prompts])
     chains = [rf.Chain(chain_id=f"m{i}", scenario="greeting", prompt=p, draft=(d.text or "").strip())
               for i, (p, d) in enumerate(zip(prompts, drafts, strict=True)) if (d.text or "").strip()]
     criteria = {"greeting": crit.principles_as_criteria("greeting", INITIAL_S_D)}
-    return chains, rf.reflect(writer, writer, judge, [rf.Chain(**vars(c)) for c in chains], criteria, rf.NoMemory(),
-                              rf.Settings(), rounds)
+    # reflect() advances the chains it is given: copies, so the caller keeps the first drafts
+    return chains, rf.reflect(writer, writer, judge, [dataclasses.replace(c) for c in chains], criteria, rf.NoMemory(),
+                              settings, rounds)
 
 
 def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
@@ -248,11 +251,12 @@ def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
                 z = c["gain_beyond_length"] / c["gain_se"] if c["gain_se"] else None
                 row[f"gain {name}"] = f"{c['gain']:+.3f}±{c['gain_se']:.3f}"
                 row[f"beyond length {name} (SEs)"] = None if z is None else round(z, 1)
-            done = [i for i in ids if i in written.get(r, {})]
+            done = [k for k, i in enumerate(ids) if i in written.get(r, {})]  # positions of the revised chains
             if done:  # every revision of this round as written, against the text it revised
-                raw = evaluator.score([ps[ids.index(i)] for i in done], [written[r][i] for i in done])
-                prev = [score[r - 1][ids.index(i)] for i in done]
-                c = paired_comparison(raw, prev, [len(written[r][i]) for i in done], [lens[r - 1][ids.index(i)] for i in done])
+                revised = [written[r][ids[k]] for k in done]
+                raw = evaluator.score([ps[k] for k in done], revised)
+                c = paired_comparison(raw, [score[r - 1][k] for k in done], [len(x) for x in revised],
+                                      [lens[r - 1][k] for k in done])
                 cmp["revisions as written"] = c
                 row["revisions as written: gain"] = f"{c['gain']:+.3f}±{c['gain_se'] or 0:.3f}"
                 row["revisions as written: win"] = round(c["win_rate"], 2)

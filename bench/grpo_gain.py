@@ -120,6 +120,7 @@ def main() -> int:
     p.add_argument("--memory-rounds", type=int, default=2)
     p.add_argument("--reflect-rounds", type=int, default=3, help="reflect_eval: rounds per held-out prompt")
     p.add_argument("--cold-start-steps", type=int, default=20)
+    p.add_argument("--cold-start-lr", type=float, default=1e-5)
     p.add_argument("--replay-weight", type=float, default=0.1)
     p.add_argument("--out")
     a = p.parse_args()
@@ -153,7 +154,7 @@ def main() -> int:
                           ("grpo_mrpo_judge", "judge")):
         if stage in a.stages and not done(work / (stage + suffix)):
             mrpo = {"memory_file": str(work / "memory.jsonl"), "cold_start_steps": a.cold_start_steps,
-                    "replay_weight": a.replay_weight} if stage == "grpo_mrpo_judge" else {}
+                    "cold_start_lr": a.cold_start_lr, "replay_weight": a.replay_weight} if stage == "grpo_mrpo_judge" else {}
             m = grpo.train(GRPORunConfig(
                 base_model=str(work / "sft"), output_dir=str(work / (stage + suffix)), prompts_file=str(f["grpo"]),
                 reward=reward, reward_model=str(work / "rm"), judge_model=str(work / "judge"),
@@ -290,7 +291,7 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
         training[d.name] = {**{k: cfg.get(k) for k in ("reward", "beta", "learning_rate", "max_steps", "temperature",
                                                         "repetition_weight", "novelty_weight", "judge_margin",
                                                         "length_neutral", "normalize_rewards", "seed",
-                                                        "cold_start_steps", "replay_weight")},
+                                                        "cold_start_steps", "cold_start_lr", "replay_weight")},
                             **{k: m.get(k) for k in ("repetition_length_neutral", "reward_first", "reward_last",
                                                      "kl_last", "completion_length_last",
                                                      "s_per_step", "device")}}

@@ -156,10 +156,9 @@ def main() -> int:
         # 40% of the 80 built-in prompts are held out, so the comparison has >= 32 prompts
         "grpo_policy": {"max_steps": args.grpo_steps, "batch_size": 4, "num_generations": 2, "learning_rate": 5e-6,
                         "max_completion_length": 48, "max_prompts": 16, "heldout_fraction": 0.4},
-        # MRPO: the same GRPO budget on the criteria reward, after one cold-start step on the reflection memory
+        # MRPO: the same GRPO budget on the criteria reward, with the reflection memory replayed (no cold start)
         "mrpo_policy": {"max_steps": args.grpo_steps, "batch_size": 4, "num_generations": 2, "learning_rate": 5e-6,
-                        "max_completion_length": 48, "max_prompts": 16, "heldout_fraction": 0.4,
-                        "cold_start_steps": 1},
+                        "max_completion_length": 48, "max_prompts": 16, "heldout_fraction": 0.4},
         # one held-out prompt per scenario, two rounds (the second reads the first's lessons), short answers
         "reflections": {"prompts_per_scenario": 1, "rounds": 2, "draft_tokens": 64, "critique_tokens": 48,
                         "revision_tokens": 64},

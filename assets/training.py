@@ -396,7 +396,9 @@ def _launch_grpo(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, wa
 
 class MRPOPolicyConfig(GRPOPolicyConfig):
     reward: Reward = Field(default="criteria", description="MRPO trains on the Writer-R1 criteria by default")
-    cold_start_steps: int = Field(default=2, description="SFT steps on the reflection memory before GRPO")
+    cold_start_steps: int = Field(default=0, description="SFT steps on the reflection memory before GRPO; off by "
+                                  "default: 20 steps at 1e-5 collapsed the policy onto one template on an H200, replay "
+                                  "alone kept its diversity (bench/RESULTS.md, issue 13)")
     cold_start_lr: float = 1e-5
     replay_weight: float = Field(default=0.1, description="weight of the replay NLL term (training/replay.py)")
     replay_batch: int = 4
@@ -406,8 +408,8 @@ class MRPOPolicyConfig(GRPOPolicyConfig):
 @dg.asset(pool=MODEL_POOL, group_name=GROUP, kinds={"pytorch"}, code_version="1",
           deps=[sft_model, reward_model, judge_principles, judge_model, prompts, dg.AssetKey("criteria"),
                 dg.AssetKey("reflections")],
-          description="MRPO training mode (Writer-R1): from the newest SFT model, a cold start (SFT) on the reflection "
-          "memory — the accepted revisions in `reflections` of the reward's scenario — then GRPO (reward: the "
+          description="MRPO training mode (Writer-R1): from the newest SFT model, an optional cold start (SFT, off by "
+          "default) on the reflection memory — the accepted revisions in `reflections` of the reward's scenario — then GRPO (reward: the "
           "scenario's criteria by default) with memory replay: each step's group winners (advantage ≥ "
           "replay_min_advantage) and the memory go into a buffer, and every step adds replay_weight × the NLL of "
           "a few trajectories from *earlier* steps to the GRPO loss (self-imitation; training/replay.py says why "

@@ -328,7 +328,10 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
         print(f"{name}: {outs[name][:3]}")
     if a.out:
         Path(a.out).write_text(json.dumps({"rows": rows, "comparisons": result, "training": training,
-                                           "samples": {k: v[:10] for k, v in outs.items()}},
+                                           "samples": {k: v[:10] for k, v in outs.items()},
+                                           # per prompt, so any two policies can be compared afterwards
+                                           "per_prompt": {k: {"chars": [len(x) for x in outs[k]], **scores[k]}
+                                                          for k in outs}},
                                           ensure_ascii=False, indent=1, default=str), encoding="utf-8")
 
 

@@ -11,7 +11,15 @@ import warehouse.store as store
 from warehouse.connection import open_connection
 from warehouse.maintenance import MaintenancePolicy, maintain
 from warehouse.migrations import MIGRATIONS, _add_projected_columns, _new_projected_table
-from warehouse.schema import NEWEST_PER_KEY, Event, HumanLabelRow, ModelRow, VerdictRow
+from warehouse.schema import (
+    EVENT_MODELS,
+    KEY_HASH,
+    NEWEST_PER_KEY,
+    Event,
+    HumanLabelRow,
+    ModelRow,
+    VerdictRow,
+)
 
 
 def _verdict(candidate: str, label: int, reason: str = "r") -> VerdictRow:
@@ -66,6 +74,28 @@ def test_a_warehouse_from_before_projections_gets_them_built_from_its_history(wh
     assert _latest(wh, "verdicts") == before and len(before) == 2
     wh.append([_verdict("b", 0, "改判")])  # and the new code keeps it from then on
     assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
+
+
+def test_projections_from_before_the_key_prefix_get_it_and_keep_answering_the_same(wh):
+    wh.append([_verdict("a", 0), _verdict("b", 1)])
+    wh.append([_verdict("a", 1, "改判")])
+    con = open_connection(wh.config)
+    try:  # the state migration 16 left: projections without key_hash, views over all their columns
+        for model in EVENT_MODELS:
+            proj = f"{model.TABLE}_current"
+            con.execute(f"ALTER TABLE {proj} DROP COLUMN {KEY_HASH}")
+            con.execute(f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {proj}")
+        con.execute("DELETE FROM schema_migrations WHERE version = 17")
+    finally:
+        con.close()
+    before = _latest(wh, "verdicts")
+    wh._migrated = False
+    assert wh.migrate() == [17]
+    assert _latest(wh, "verdicts") == before == _recomputed(wh, "verdicts")
+    assert KEY_HASH not in wh.sql("SELECT * FROM verdicts_latest").columns
+    assert wh.sql(f"SELECT count(*) AS n FROM verdicts_current WHERE {KEY_HASH} IS NULL")["n"][0] == 0
+    wh.append([_verdict("b", 0, "改判"), _verdict("c", 1)])  # commits find superseded rows by the prefix
+    assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts") and len(_latest(wh, "verdicts")) == 3
 
 
 class _Scratch(Event):

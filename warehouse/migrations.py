@@ -19,6 +19,8 @@ import duckdb
 
 from warehouse.schema import (
     EVENT_MODELS,
+    KEY_HASH,
+    KEY_HASH_SQL,
     AdversarialExampleRow,
     AgreementRow,
     AxialGroupRow,
@@ -44,6 +46,7 @@ from warehouse.schema import (
     latest_view_sql,
     projection_sql,
     projection_table,
+    projection_view_sql,
     table_columns,
 )
 
@@ -107,7 +110,10 @@ def _add_projected_columns(model: type[Event], names: tuple[str, ...]) -> Callab
         for table in (model.TABLE, projection_table(model.TABLE)):
             for name in names:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {types[name]}")
-        con.execute(f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {projection_table(model.TABLE)}")
+        # a projection built before migration 17 has no key_hash yet: its view stays SELECT * until then
+        cols = {r[0] for r in con.execute(f"DESCRIBE {projection_table(model.TABLE)}").fetchall()}
+        con.execute(projection_view_sql(model.TABLE) if KEY_HASH in cols else
+                    f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {projection_table(model.TABLE)}")
 
     return apply
 
@@ -134,6 +140,14 @@ def _v14_writer_r1(con: duckdb.DuckDBPyConnection) -> None:
         "concepts", "model", "agent_version", "error", "llm_call_id"))(con)
     for model in (ScenarioExampleRow, OpenCodeRow, AxialGroupRow, SaturationRow, CriteriaScoreRow, CriteriaTotalRow):
         _new_projected_table(model)(con)
+
+
+def _v17_key_hash(con: duckdb.DuckDBPyConnection) -> None:
+    for model in EVENT_MODELS:
+        proj = projection_table(model.TABLE)
+        con.execute(f"ALTER TABLE {proj} ADD COLUMN IF NOT EXISTS {KEY_HASH} BIGINT")
+        con.execute(f"UPDATE {proj} SET {KEY_HASH} = {KEY_HASH_SQL} WHERE {KEY_HASH} IS NULL")
+        con.execute(projection_view_sql(model.TABLE))
 
 
 WRITE_TOKEN_SQL = (
@@ -173,6 +187,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "write_token: one row that every commit to a catalog without a local write lock updates, so two "
               "concurrent commits conflict and one retries (DuckLake lets concurrent appends both commit, and an "
               "event could be stored twice)", lambda con: [con.execute(sql) for sql in WRITE_TOKEN_SQL]),
+    Migration(17, "projections keep an integer prefix of the key (key_hash), so a commit finds the rows it supersedes "
+              "without joining every key string", _v17_key_hash),
 )
 
 LEDGER_SQL = (

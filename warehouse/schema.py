@@ -676,8 +676,21 @@ def projection_table(table: str) -> str:
     return f"{table}_current"
 
 
+# A projection's integer prefix of its key (keys are hex content hashes, ``Event.event_key``): commits find the
+# rows a batch supersedes by this narrow column first — a filter DuckDB pushes into the scan — and compare the
+# full key only for those, instead of joining every key string of the projection (issue 15).
+KEY_HASH = "key_hash"
+KEY_HASH_SQL = "CAST(('0x' || substr(key, 1, 15)) AS BIGINT)"
+
+
+def projection_view_sql(table: str) -> str:
+    """``<table>_latest`` over its projection: the projection's rows without its internal ``key_hash``."""
+    return f"CREATE OR REPLACE VIEW {table}_latest AS SELECT * EXCLUDE ({KEY_HASH}) FROM {projection_table(table)}"
+
+
 def projection_sql(model: type[Event]) -> list[str]:
-    """Build ``model``'s projection from its table and point ``<table>_latest`` at it (migration 13)."""
+    """Build ``model``'s projection from its table and point ``<table>_latest`` at it (migration 13; the key
+    prefix column since migration 17, which adds it to projections built before)."""
     t, proj = model.TABLE, projection_table(model.TABLE)
-    return [f"CREATE OR REPLACE TABLE {proj} AS SELECT * FROM {t} {NEWEST_PER_KEY}",
-            f"CREATE OR REPLACE VIEW {t}_latest AS SELECT * FROM {proj}"]
+    return [f"CREATE OR REPLACE TABLE {proj} AS SELECT *, {KEY_HASH_SQL} AS {KEY_HASH} FROM {t} {NEWEST_PER_KEY}",
+            projection_view_sql(t)]

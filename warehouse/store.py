@@ -21,6 +21,8 @@ from warehouse.errors import WarehouseError
 from warehouse.migrations import LEDGER_SQL, MIGRATIONS
 from warehouse.readers import ReaderPool
 from warehouse.schema import (
+    KEY_HASH,
+    KEY_HASH_SQL,
     MODELS_BY_TABLE,
     NEWEST_PER_KEY,
     Event,
@@ -80,17 +82,29 @@ def _append_new(con: duckdb.DuckDBPyConnection, table: str, staged: pa.Table) ->
 
 def _project(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Replace in ``<table>_current`` every key's row by the newest of the rows in ``_new``, when it is
-    newer (the order of ``schema.NEWEST_PER_KEY``): the read model ``<table>_latest`` reads."""
+    newer (the order of ``schema.NEWEST_PER_KEY``): the read model ``<table>_latest`` reads.
+
+    One scan finds the projection rows the batch's keys touch, by ``key_hash`` (an integer filter DuckDB
+    pushes into the scan) rather than by joining every key string; those the batch supersedes are then
+    deleted by row id — no DELETE at all when it supersedes none (new keys only)."""
     proj = projection_table(table)
-    newest = con.execute(f"SELECT * FROM _new {NEWEST_PER_KEY}").fetch_arrow_table()
+    newest = con.execute(f"SELECT *, {KEY_HASH_SQL} AS {KEY_HASH} FROM _new {NEWEST_PER_KEY}").fetch_arrow_table()
     con.register("_newest", newest)
     try:
-        con.execute(f"DELETE FROM {proj} c WHERE EXISTS (SELECT 1 FROM _newest n WHERE n.key = c.key "
-                    "AND (n.created_at > c.created_at OR (n.created_at = c.created_at AND n.id < c.id)))")
+        touched = con.execute(f"SELECT rowid AS rid, key, created_at, id FROM {proj} "
+                              f"WHERE {KEY_HASH} IN (SELECT {KEY_HASH} FROM _newest)").fetch_arrow_table()
+        con.register("_touched", touched)
+        con.register("_superseded", con.execute(
+            "SELECT c.rid, c.key FROM _touched c JOIN _newest n ON n.key = c.key "
+            "AND (n.created_at > c.created_at OR (n.created_at = c.created_at AND n.id < c.id))").fetch_arrow_table())
+        if con.execute("SELECT count(*) FROM _superseded").fetchone()[0]:
+            con.execute(f"DELETE FROM {proj} WHERE rowid IN (SELECT rid FROM _superseded)")
+        # a key whose stored row is at least as new as the batch's keeps it
         con.execute(f"INSERT INTO {proj} BY NAME SELECT n.* FROM _newest n "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM {proj} c WHERE c.key = n.key)")
+                    "ANTI JOIN (SELECT key FROM _touched EXCEPT SELECT key FROM _superseded) c ON c.key = n.key")
     finally:
-        con.unregister("_newest")
+        for name in ("_newest", "_touched", "_superseded"):
+            con.unregister(name)
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,17 @@
 
 The engines are measured at 135M elsewhere, where a step is bound by host overhead. This builds a model of
 SmolLM2-1.7B's architecture with *random* weights (no 1.7B weights can be downloaded here): a throughput
-measurement only — its accuracies mean nothing. Then, in one call on one GPU, beside the plain-TRL anchors:
+measurement only — its accuracies mean nothing. Then, in one call on one GPU, beside the plain-TRL anchors
+(``$RM``: a trained 135M reward model, e.g. ``bench.grpo_gain``'s ``rm`` stage; its tokenizer has a pad token):
 
     python -m bench.big_model build --like $MODEL --out /tmp/smollm2_hf          # the anchors read this path
-    LIMIT=1024 python ../shared/anchors/rm_baseline.py $SMOL_DIR $GGUF $SEED_DATA > anchor_rm.log
-    python -m bench.rm_throughput --model /tmp/smollm2_hf --data $SEED_DATA --epochs 0.25 \
-        --variants fast:64:2e-5 --out ours_rm.json
-    STEPS=5 python ../shared/anchors/grpo_baseline.py /tmp/smollm2_hf $MODEL $PAIRS > anchor_grpo.log
-    python -m bench.grpo_throughput --policy /tmp/smollm2_hf --reward-model $MODEL --data $PAIRS --steps 5 \
+    LIMIT=2048 python ../shared/anchors/rm_baseline.py $SMOL_DIR $GGUF $SEED_DATA > anchor_rm.log
+    python -m bench.rm_throughput --model /tmp/smollm2_hf --data $SEED_DATA --epochs 0.5 \
+        --variants fast:96:3e-5:fusednorm --out ours_rm.json         # fast:64 fits an 80 GB H100
+    STEPS=5 python ../shared/anchors/grpo_baseline.py /tmp/smollm2_hf $RM $SEED_DATA > anchor_grpo.log
+    python -m bench.grpo_throughput --policy /tmp/smollm2_hf --reward-model $RM --data $SEED_DATA --steps 5 \
         --generation graph --out ours_grpo.json
-    python -m bench.big_model report --model /tmp/smollm2_hf --data $SEED_DATA --limit 1024 \
+    python -m bench.big_model report --model /tmp/smollm2_hf --data $SEED_DATA --limit 2048 \
         --rm ours_rm.json --anchor-rm anchor_rm.log --grpo ours_grpo.json --anchor-grpo anchor_grpo.log
 
 MFU = training FLOPs actually needed for the real (non-pad) tokens each engine ran / time / the GPU's dense

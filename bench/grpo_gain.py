@@ -14,8 +14,8 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   memory     MRPO's reflection memory: --memory-prompts GRPO training prompts, SFT drafts, rounds of critique
              (the SFT model) and revision (SFT) scored by the judge against the initial S_D as criteria;
              the accepted revisions -> memory.jsonl (agents.reflection)
-  grpo_mrpo_judge  MRPO: grpo_judge's recipe + a cold start on memory.jsonl and memory replay
-             (--cold-start-steps, --replay-weight): MRPO against GRPO with the same reward and steps
+  grpo_mrpo_judge  MRPO: grpo_judge's recipe + memory replay of memory.jsonl and the group winners
+             (--replay-weight; an optional cold start: --cold-start-steps, --cold-start-lr): MRPO against GRPO with the same reward and steps
   Rewards are shaped as training/grpo.py does by default (LengthNeutral: no within-prompt length
   trend, one scale; repetition penalty, its length trend removed too); ``--raw-rewards`` turns the
   shaping off (suffix ``_raw``). Defaults: 60 steps, lr 5e-6, β 0.04, rollouts at T 0.7;
@@ -119,7 +119,8 @@ def main() -> int:
     p.add_argument("--memory-prompts", type=int, default=256, help="memory: GRPO training prompts reflected on")
     p.add_argument("--memory-rounds", type=int, default=2)
     p.add_argument("--reflect-rounds", type=int, default=3, help="reflect_eval: rounds per held-out prompt")
-    p.add_argument("--cold-start-steps", type=int, default=20)
+    p.add_argument("--cold-start-steps", type=int, default=0,
+                   help="MRPO: SFT steps on the memory before GRPO (0: replay only, as the mrpo_policy asset)")
     p.add_argument("--cold-start-lr", type=float, default=1e-5)
     p.add_argument("--replay-weight", type=float, default=0.1)
     p.add_argument("--out")

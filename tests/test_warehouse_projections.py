@@ -19,6 +19,7 @@ from warehouse.schema import (
     HumanLabelRow,
     ModelRow,
     VerdictRow,
+    projection_table,
 )
 
 
@@ -82,7 +83,7 @@ def test_projections_from_before_the_key_prefix_get_it_and_keep_answering_the_sa
     con = open_connection(wh.config)
     try:  # the state migration 16 left: projections without key_hash, views over all their columns
         for model in EVENT_MODELS:
-            proj = f"{model.TABLE}_current"
+            proj = projection_table(model.TABLE)
             con.execute(f"ALTER TABLE {proj} DROP COLUMN {KEY_HASH}")
             con.execute(f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {proj}")
         con.execute("DELETE FROM schema_migrations WHERE version = 17")

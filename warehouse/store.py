@@ -94,10 +94,11 @@ def _project(con: duckdb.DuckDBPyConnection, table: str) -> None:
         touched = con.execute(f"SELECT rowid AS rid, key, created_at, id FROM {proj} "
                               f"WHERE {KEY_HASH} IN (SELECT {KEY_HASH} FROM _newest)").fetch_arrow_table()
         con.register("_touched", touched)
-        con.register("_superseded", con.execute(
+        superseded = con.execute(
             "SELECT c.rid, c.key FROM _touched c JOIN _newest n ON n.key = c.key "
-            "AND (n.created_at > c.created_at OR (n.created_at = c.created_at AND n.id < c.id))").fetch_arrow_table())
-        if con.execute("SELECT count(*) FROM _superseded").fetchone()[0]:
+            "AND (n.created_at > c.created_at OR (n.created_at = c.created_at AND n.id < c.id))").fetch_arrow_table()
+        con.register("_superseded", superseded)
+        if superseded.num_rows:
             con.execute(f"DELETE FROM {proj} WHERE rowid IN (SELECT rid FROM _superseded)")
         # a key whose stored row is at least as new as the batch's keeps it
         con.execute(f"INSERT INTO {proj} BY NAME SELECT n.* FROM _newest n "

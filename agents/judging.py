@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 from agents.common import Runtime
 from resources.llm.types import ChatRequest, ChatResult, Sampling
+from training.metrics import length_matched
 
 PROMPT_VERSION = "yesno-v1"
 LABELS = ("是", "否")
@@ -111,20 +112,26 @@ def with_rule(principles: Sequence[str], rule: str, rng: random.Random) -> list[
 
 
 def pair_rows(pairs: Sequence[dict], pool: Sequence[Sequence[str]], rng: random.Random, *,
-              rule_share: float = 0.25, rule_kind: str = "word", source: str = "pairs") -> list[dict]:
+              rule_share: float = 0.25, rule_kind: str = "word", source: str = "pairs",
+              matched_repeat: int = 0) -> list[dict]:
     """Judge training rows from {id?, prompt, chosen, rejected}: chosen → 1, rejected → 0, kept together
     (``pair``) for the pairwise term, each with a varied principle list; and, for ``rule_share`` of
     the pairs, one more row: the chosen greeting under principles that include a checkable rule,
-    labelled by whether the greeting keeps it (standalone, so the pairwise term never sees it)."""
+    labelled by whether the greeting keeps it (standalone, so the pairwise term never sees it).
+    ``matched_repeat``: a pair of similar lengths (``length_matched``) appears that many more times, each
+    copy under fresh principles — the pairs length cannot decide are ~8% of the paper's, and the ones a
+    judge must learn to read."""
     rows: list[dict] = []
     texts = [p["chosen"] for p in pairs]
     for i, p in enumerate(pairs):
         if not str(p["chosen"]).strip() or not str(p["rejected"]).strip():
             continue
         key = str(p.get("id") or f"p{i}")
-        for text, label in ((p["chosen"], 1), (p["rejected"], 0)):
-            rows.append({"prompt": p["prompt"], "response": text, "label": label, "pair": key, "source": source,
-                         "principles": vary(pool, rng)})
+        copies = 1 + (matched_repeat if length_matched([p["chosen"]], [p["rejected"]])[0] else 0)
+        for c in range(copies):
+            for text, label in ((p["chosen"], 1), (p["rejected"], 0)):
+                rows.append({"prompt": p["prompt"], "response": text, "label": label, "pair": key if c == 0 else
+                             f"{key}#{c}", "source": source, "principles": vary(pool, rng)})
         if rule_share and rng.random() < rule_share:
             row = rule_row(p["prompt"], p["chosen"], texts[rng.randrange(len(texts))], pool, rng, rule_kind)
             rows += [row] if row else []

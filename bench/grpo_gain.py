@@ -76,7 +76,7 @@ def prepare(data: Path, work: Path, judge_variant: str = "pairwise2_len") -> dic
     write_jsonl(f["pairs_b"], [p for p in train if half(p) == 1])
     v = VARIANTS[judge_variant]
     write_jsonl(f["judge"], judge_rows(a, rule_share=v.rule_share, rule_kind=v.rule_kind,
-                                       degraded_share=v.degraded_share))
+                                       degraded_share=v.degraded_share, matched_repeat=v.matched_repeat))
     marker.write_text(judge_variant)
     write_jsonl(f["grpo"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/train.parquet").to_pylist()])
     write_jsonl(f["test"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/test.parquet").to_pylist()])

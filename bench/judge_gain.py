@@ -45,9 +45,10 @@ class Variant:
     rule_kind: str = "word"
     degraded_share: float = 0.0  # share of chosen greetings that also train as a degraded negative
     ema_decay: float = 0.0  # evaluate an exponential moving average of the weights (0 = the last step's)
+    matched_repeat: int = 0  # more copies of each training pair of similar lengths
 
     def rows_key(self) -> tuple:
-        return (self.rule_share, self.rule_kind, self.degraded_share)
+        return (self.rule_share, self.rule_kind, self.degraded_share, self.matched_repeat)
 
 
 VARIANTS = {
@@ -61,6 +62,9 @@ VARIANTS = {
     "pairwise2_len_deg": Variant(2.0, 1.0, rule_share=0.5, rule_kind="length", degraded_share=0.15),
     # the default recipe, read through a moving average of its weights over roughly the last 200 steps
     "pairwise2_len_ema": Variant(2.0, 1.0, rule_share=0.5, rule_kind="length", ema_decay=0.995),
+    # the default recipe with the pairs length cannot decide (~8% of the paper's) seen 3 / 5 times as often
+    "pairwise2_len_m2": Variant(2.0, 1.0, rule_share=0.5, rule_kind="length", matched_repeat=2),
+    "pairwise2_len_m4": Variant(2.0, 1.0, rule_share=0.5, rule_kind="length", matched_repeat=4),
 }
 
 
@@ -90,10 +94,11 @@ def main() -> int:
         v = VARIANTS[name]
         if not v.rule_share and a.word_rule_share:
             v = replace(v, rule_share=a.word_rule_share, rule_kind="word")
-        train_file = work / "train-{}-{}-{}.jsonl".format(*v.rows_key())
+        train_file = work / "train-{}-{}-{}-{}.jsonl".format(*v.rows_key())
         if not train_file.exists():
             write_jsonl(train_file, judge_rows(train_pairs, seed=a.seed, rule_share=v.rule_share,
-                                               rule_kind=v.rule_kind, degraded_share=v.degraded_share))
+                                               rule_kind=v.rule_kind, degraded_share=v.degraded_share,
+                                               matched_repeat=v.matched_repeat))
         cfg = JudgeRunConfig(base_model=a.model, output_dir=str(work / name), train_file=str(train_file),
                              eval_labels_file=str(work / "labels.jsonl"), eval_pairs_file=str(work / "pairs.jsonl"),
                              eval_principles=list(INITIAL_S_D), foreign_principles=FOREIGN_PRINCIPLES,

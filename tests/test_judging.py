@@ -128,6 +128,17 @@ def test_pair_rows_keep_pairs_together_and_add_standalone_rule_rows_labelled_by_
     assert {r["label"] for r in rules} == {0, 1}
 
 
+def test_pair_rows_repeat_only_pairs_of_similar_length_as_whole_pairs_under_their_own_keys():
+    pairs = [{"id": "long", "prompt": "需求", "chosen": "祝你前程似锦，万事顺意，岁岁平安！", "rejected": "生日快乐"},
+             {"id": "even", "prompt": "需求", "chosen": "愿你前程似锦，万事顺意！", "rejected": "祝你生日快乐，天天开心！"}]
+    rows = judging.pair_rows(pairs, [["原则一", "原则二"]], random.Random(0), rule_share=0.0, matched_repeat=2)
+    keys = {}
+    for r in rows:
+        keys.setdefault(r["pair"], []).append(r["label"])
+    assert sorted(keys) == ["even", "even#1", "even#2", "long"]
+    assert all(sorted(v) == [0, 1] for v in keys.values())  # each copy is a whole pair for the pairwise term
+
+
 def test_rule_eval_rows_use_only_good_greetings_under_the_given_principles():
     labelled = [{"prompt": "p", "response": f"愿你平安喜乐第{i}天，岁岁无忧！", "label": i % 2} for i in range(20)]
     rows = judging.rule_eval_rows(labelled, ["原则甲"], seed=3)

@@ -32,18 +32,19 @@ def sft(path: Path) -> list[dict]:
 
 
 def judge_rows(pairs: list[dict], seed: int = 0, *, rule_share: float = 0.0, rule_kind: str = "word",
-               degraded_share: float = 0.0) -> list[dict]:
+               degraded_share: float = 0.0, matched_repeat: int = 0) -> list[dict]:
     """The judge's training rows from the paper's pairs, built as the ``judge_model`` asset builds them
     (``agents.judging.pair_rows``: chosen → 是 / rejected → 否 kept together for the pairwise term, varied
     principle lists from the initial S_D and Path A's principles), optionally with checkable-rule rows
-    for ``rule_share`` of the pairs and degraded copies of ``degraded_share`` of the chosen greetings."""
+    for ``rule_share`` of the pairs, degraded copies of ``degraded_share`` of the chosen greetings, and
+    ``matched_repeat`` more copies of each pair of similar lengths."""
     from agents import judge as path_a_judge
     from agents.judging import degraded_rows, pair_rows
     from agents.principles import INITIAL_S_D
 
     rng = random.Random(seed)
     pool = [list(INITIAL_S_D), list(path_a_judge.PRINCIPLES)]
-    rows = pair_rows(pairs, pool, rng, rule_share=rule_share, rule_kind=rule_kind)
+    rows = pair_rows(pairs, pool, rng, rule_share=rule_share, rule_kind=rule_kind, matched_repeat=matched_repeat)
     if degraded_share:
         rows += degraded_rows([{"prompt": p["prompt"], "response": p["chosen"]} for p in pairs], pool, rng,
                               degraded_share)

@@ -105,7 +105,7 @@ def main() -> int:
                              num_epochs=v.epochs, pairwise_weight=v.pairwise_weight, learning_rate=v.learning_rate,
                              ema_decay=v.ema_decay, batch_size=a.batch_size, seed=a.seed,
                              gradient_checkpointing=a.gradient_checkpointing,
-                             eval_before=a.zero_shot and not results, logging_steps=50)
+                             eval_before=a.zero_shot and not results, logging_steps=50, keep_scores=True)
         t0 = time.time()
         results[name] = judge.train(cfg, Reporter())
         results[name]["wall_s"] = round(time.time() - t0, 1)

@@ -91,6 +91,8 @@ class JudgeRunConfig(RunConfig):
     rule_eval: bool = Field(default=True, description="principle following: the evaluation's good greetings under a "
                             "checkable rule they keep or break, scored with and without the rule")
     eval_before: bool = Field(default=False, description="also evaluate the untrained model (zero-shot)")
+    keep_scores: bool = Field(default=False, description="keep every evaluation item's margin in the metrics "
+                              "(to ensemble runs afterwards)")
     learning_rate: float = 5e-5
     batch_size: int = 64
     max_length: int = Field(default=1024, description="tokens; principles in Chinese take ~450, never cut the greeting")

@@ -119,8 +119,13 @@ def evaluate(judge: MarginModel, cfg: JudgeRunConfig) -> dict:
         variants.update({"no_principles": [], "shuffled_principles": shuffled,
                          "foreign_principles": list(cfg.foreign_principles)})
     for name, principles in variants.items():
-        def scorer(ps, rs, principles=principles):
-            return judge.score(principles, ps, rs)
+        kept: list[list[float]] = []  # the evaluation's scores in call order: labels, chosen, rejected
+
+        def scorer(ps, rs, principles=principles, kept=kept if name == "eval" and cfg.keep_scores else None):
+            s = judge.score(principles, ps, rs)
+            if kept is not None:
+                kept.append([round(float(x), 4) for x in s])
+            return s
 
         res = {}
         if labels:
@@ -130,6 +135,9 @@ def evaluate(judge: MarginModel, cfg: JudgeRunConfig) -> dict:
         out[name] = res
         if name != "eval":
             continue
+        if kept:  # per-item margins, so runs can be ensembled afterwards (bench/judge_ensemble.py)
+            res["scores"] = dict(zip((["labels"] if labels else []) + (["chosen", "rejected"] if pairs else []), kept,
+                                     strict=True))
         if labels:  # the threshold on P(是) that best separates the labels (for a quick label)
             t = res.get("threshold")
             res["threshold_p"] = None if t is None else round(1 / (1 + math.exp(-t)), 4)

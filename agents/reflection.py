@@ -11,6 +11,11 @@ One round, for a batch of chains (one chain = one writing prompt and its current
 3. the writer (the policy) revises the draft following the critique (and one remembered draft → revision);
 4. the revision is scored the same way. It becomes the next round's draft only if its total is
    higher (``accepted``); the draft is never overwritten: every round is its own event.
+   ``Settings.accept_by`` can ask for more: ``overall`` — the judge's P(是) for the draft and the
+   revision with *all* the criteria in one prompt (``agents.judging``: the question the trained judge
+   learned and GRPO's judge reward asks) — must rise instead, or ``both``. Measured on a GPU, the
+   per-criterion total alone let through revisions an independent evaluator scores far lower
+   (bench/RESULTS.md, "Reflection rounds with drafts at the revisions' budget").
 The memory holds accepted revisions (prompt, critique, draft → revision, gain) of earlier rounds and
 runs, retrieved by prompt similarity within the scenario (``MemoryIndex``; LanceDB in the asset).
 A chain stops early when every criterion is already at P(是) ≥ ``stop_at`` or the writer's revision
@@ -22,9 +27,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from agents import criteria as crit
+from agents import judging
 from agents.common import Runtime
 from agents.scenarios import scenario_name
 from agents.text_checks import content_problem
@@ -43,6 +49,7 @@ class Settings:
     memory_k: int = 2  # lessons retrieved per chain and round (0 = no memory)
     stop_at: float = 0.9  # every criterion at least this P(是): nothing left to fix
     revision_temperature: float = 0.7
+    accept_by: Literal["criteria", "overall", "both"] = "criteria"
 
     def critique_sampling(self) -> Sampling:
         return Sampling(temperature=0.0, top_p=1.0, max_new_tokens=self.critique_tokens, seed=0)
@@ -118,6 +125,9 @@ class Round:
     revision_score: crit.CriteriaScore | None
     lessons: list[Lesson] = field(default_factory=list)
     llm_call_ids: list[str] = field(default_factory=list)
+    accept_by: str = "criteria"
+    draft_overall: float | None = None  # the judge's P(是) with every criterion in one prompt (accept_by != criteria)
+    revision_overall: float | None = None
 
     @property
     def gain(self) -> float | None:
@@ -126,15 +136,25 @@ class Round:
         return self.revision_score.total - self.draft_score.total
 
     @property
+    def overall_gain(self) -> float | None:
+        if self.revision_overall is None or self.draft_overall is None:
+            return None
+        return self.revision_overall - self.draft_overall
+
+    @property
     def accepted(self) -> bool:
-        return (self.gain or 0.0) > 0
+        by_criteria, by_overall = (self.gain or 0.0) > 0, (self.overall_gain or 0.0) > 0
+        return {"criteria": by_criteria, "overall": by_overall, "both": by_criteria and by_overall}[self.accept_by]
 
 
 def chain_id(scenario: str, prompt: str, first_draft: str, models: tuple[str, str, str], criteria_version: str,
              settings: Settings) -> str:
     """``models``: (writer, critic, judge)."""
+    named = dict(settings.__dict__)
+    if named.get("accept_by") == "criteria":  # the default before accept_by existed: earlier chains keep their ids
+        del named["accept_by"]
     return content_id("reflection-chain", AGENT_VERSION, scenario, prompt, first_draft, *models, criteria_version,
-                      settings.__dict__)
+                      named)
 
 
 def weakest(criteria: Sequence[crit.Criterion], score: crit.CriteriaScore, n: int = WEAKEST) -> list[tuple[crit.Criterion, float]]:
@@ -267,6 +287,12 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
         ok = [i for i in todo if revisions[i][0]]
         scored = dict(zip(ok, crit.score_responses(judge, [(group[i].prompt, revisions[i][0]) for i in ok], cs,
                                                    tag=f"reflect-revision-{scenario}"), strict=True))
+        overall: dict[tuple[int, str], float | None] = {}
+        if settings.accept_by != "criteria":  # drafts and revisions of this round in one scoring call
+            items = [(i, "draft", group[i].draft) for i in todo] + [(i, "revision", revisions[i][0]) for i in ok]
+            res = judging.score(judge, [(group[i].prompt, t) for i, _, t in items], [c.description for c in cs],
+                                tag=f"reflect-overall-{scenario}")
+            overall = {(i, kind): judging.probability(r) for (i, kind, _), r in zip(items, res, strict=True)}
         for j, i in enumerate(todo):
             c = group[i]
             rd = Round(chain_id=c.chain_id, scenario=scenario, round=c.next_round, prompt=c.prompt, draft=c.draft,
@@ -274,7 +300,8 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
                        critique_error=critiques[i][2], weakest=[x.name for x, _ in weak[i]],
                        revision=revisions[i][0], revision_status=revisions[i][1], revision_error=revisions[i][2],
                        revision_score=scored.get(i), lessons=lessons[i],
-                       llm_call_ids=[crit_res[j].request_key, rev_res[j].request_key])
+                       llm_call_ids=[crit_res[j].request_key, rev_res[j].request_key], accept_by=settings.accept_by,
+                       draft_overall=overall.get((i, "draft")), revision_overall=overall.get((i, "revision")))
             rounds.append(rd)
             c.advance(rd.round, rd.revision, rd.accepted)
     return rounds

@@ -6,7 +6,7 @@ recorded events after every round, and reports the criteria total per round.
 """
 
 
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -42,6 +42,9 @@ class ReflectionsConfig(dg.Config):
     revision_tokens: int = Field(default=128, description="revision budget in tokens")
     revision_temperature: float = Field(default=0.7, description="revisions are sampled (seeded by the round)")
     stop_at: float = Field(default=0.9, description="a chain stops when every criterion has P(是) at least this")
+    accept_by: Literal["criteria", "overall", "both"] = Field(
+        default="criteria", description="a revision replaces its draft when this rises: the criteria total, the "
+        "judge's P(是) with all criteria in one prompt (overall), or both (agents/reflection.py)")
     use_judge_model: bool = Field(default=True, description="score with the newest trained judge (local backends)")
     writer_model: str | None = Field(default=None, description="drafts and revises: default the newest SFT model "
                                      "(local backends), else the llm resource's model")
@@ -68,7 +71,8 @@ def _row(rd: rf.Round, criteria_version: str, models: tuple[str, str, str], memo
         revision_total=rs.total if rs else None, revision_scores=rs.per_criterion if rs else None, gain=rd.gain,
         accepted=rd.accepted, memory_ids=[m.memory_id for m in rd.lessons],
         memory_version=memory_version if rd.lessons else None, criteria_version=criteria_version,
-        writer_model=models[0], critic_model=models[1], judge_model=models[2], agent_version=rf.AGENT_VERSION, llm_call_ids=rd.llm_call_ids)
+        writer_model=models[0], critic_model=models[1], judge_model=models[2], agent_version=rf.AGENT_VERSION, llm_call_ids=rd.llm_call_ids,
+        accept_by=rd.accept_by, draft_overall=rd.draft_overall, revision_overall=rd.revision_overall)
 
 
 def round_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -114,7 +118,7 @@ def reflections(context: dg.AssetExecutionContext, config: ReflectionsConfig, wa
     models = (writer.model_id, critic.model_id, judge.model_id)
     settings = rf.Settings(critique_tokens=config.critique_tokens, revision_tokens=config.revision_tokens,
                            memory_k=config.memory_k, stop_at=config.stop_at,
-                           revision_temperature=config.revision_temperature)
+                           revision_temperature=config.revision_temperature, accept_by=config.accept_by)
     memory = LanceMemory(embedder.get(), vectors.get())
     criteria_by: dict[str, list[crit.Criterion]] = {}
     versions: dict[str, str] = {}

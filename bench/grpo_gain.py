@@ -119,6 +119,8 @@ def main() -> int:
     p.add_argument("--memory-prompts", type=int, default=256, help="memory: GRPO training prompts reflected on")
     p.add_argument("--memory-rounds", type=int, default=2)
     p.add_argument("--reflect-rounds", type=int, default=3, help="reflect_eval: rounds per held-out prompt")
+    p.add_argument("--reflect-accept-by", choices=("criteria", "overall", "both"), default="criteria",
+                   help="memory, reflect_eval: what must rise for a revision to be kept (agents.reflection.Settings)")
     p.add_argument("--cold-start-steps", type=int, default=0,
                    help="MRPO: SFT steps on the memory before GRPO (0: replay only, as the mrpo_policy asset)")
     p.add_argument("--cold-start-lr", type=float, default=1e-5)
@@ -172,7 +174,7 @@ def main() -> int:
     return 0
 
 
-def _reflect(work: Path, prompts: list[str], rounds: int) -> tuple[list, list]:
+def _reflect(work: Path, prompts: list[str], rounds: int, accept_by: str = "criteria") -> tuple[list, list]:
     """SFT drafts (greedy) for ``prompts``, then ``rounds`` rounds of reflection (critic and writer: SFT;
     criteria: the initial S_D scored by the judge; no memory); returns (chains, round events)."""
     from agents import criteria as crit
@@ -185,7 +187,7 @@ def _reflect(work: Path, prompts: list[str], rounds: int) -> tuple[list, list]:
 
     writer = LLMRuntime(LocalBackend(str(work / "sft"), batch_size=64, progress=False))
     judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))
-    settings = rf.Settings()
+    settings = rf.Settings(accept_by=accept_by)
     # drafts get the revisions' budget: a cut-off draft is not a fair round 0
     draft = Sampling(temperature=0.0, max_new_tokens=settings.revision_tokens)
     drafts = writer.chat([ChatRequest(messages=policy.messages(p), sampling=draft) for p in prompts])
@@ -202,7 +204,7 @@ def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
     from training.data import read_jsonl
 
     prompts = [x["prompt"] for x in read_jsonl(f["grpo"], ("prompt",))][: a.memory_prompts]
-    chains, rounds = _reflect(work, prompts, a.memory_rounds)
+    chains, rounds = _reflect(work, prompts, a.memory_rounds, a.reflect_accept_by)
     kept = [{"prompt": r.prompt, "response": r.revision} for r in rounds if r.accepted]
     write_jsonl(work / "memory.jsonl", kept)
     by_round = {}
@@ -222,7 +224,7 @@ def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
     from training.scoring import RewardScorer
 
     prompts = [x["prompt"] for x in read_jsonl(f["test"], ("prompt",))][: a.eval_prompts]
-    chains, rounds = _reflect(work, prompts, a.reflect_rounds)
+    chains, rounds = _reflect(work, prompts, a.reflect_rounds, a.reflect_accept_by)
     ids = [c.chain_id for c in chains]
     ps = [c.prompt for c in chains]
     texts = [{c.chain_id: c.draft for c in chains}]  # the text after round r (kept revisions replace it)
@@ -238,7 +240,7 @@ def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
     evaluator = RewardScorer(str(work / "evaluator"))
     score = [evaluator.score(ps, [t[i] for i in ids]) for t in texts]
     lens = [[len(t[i]) for i in ids] for t in texts]
-    rows, out = [], {"n": len(ids), "rounds": []}
+    rows, out = [], {"n": len(ids), "accept_by": a.reflect_accept_by, "rounds": []}
     for r, t in enumerate(texts):
         ev = [e for e in rounds if e.round == r]
         m, se = mean_se(score[r])

@@ -1,4 +1,5 @@
-"""MRPO inference mode (reflections): rounds as events, acceptance only on a higher criteria total, the
+"""MRPO inference mode (reflections): rounds as events, acceptance only on a higher criteria total (and, when
+asked, a higher overall judgement), the
 draft never overwritten, the score-based critique when the writer's is unusable, lessons from other
 chains through a real LanceDB memory, and a re-run that resumes without repeating a call — with a
 scripted writer/judge double (control flow; what the embedded model does is in bench/ and the demo)."""
@@ -13,6 +14,7 @@ from assets import ingest, judging
 from assets import reflections as reflection_assets
 from resources.llm.types import Generation
 from tests.test_criteria import ScriptedGT, scripted_runner
+from warehouse.ids import content_id
 
 ASSETS = dg.load_assets_from_modules([ingest, judging, criteria_assets, reflection_assets])
 DETAIL = "外婆"  # what the scripted judge rewards
@@ -61,6 +63,7 @@ def test_rounds_are_events_accepted_only_when_better_and_drafts_are_never_overwr
     assert {r["scenario"] for r in rows} == {"greeting", "couplet", "poem"}
     first = [r for r in rows if r["round"] == 1]
     assert len(first) == 6 and all(r["accepted"] and r["gain"] > 0 and DETAIL in r["revision"] for r in first)
+    assert all(r["accept_by"] == "criteria" and r["draft_overall"] is None for r in first)  # the default asks no more
     assert all(not r["revision"].startswith("改写后") for r in first)  # the answer's label is cleaned off
     assert all(r["draft"] == "祝你一切顺利，万事如意。" for r in first)  # round 1's draft stays as it was
     by_chain = {}
@@ -97,6 +100,44 @@ def test_a_rerun_resumes_after_the_recorded_rounds_and_repeats_no_call(setup):
     calls, n = backend.calls, wh.count("reflections")
     run(["reflections"], _config(2))
     assert backend.calls == calls and wh.count("reflections") == n
+
+
+class OverallDisagrees(ScriptedReflect):
+    """The judge's overall question (all criteria in one prompt) prefers the plain draft to the revision
+    that the per-criterion scores reward."""
+
+    def score(self, requests):
+        out = []
+        for r in requests:
+            user = r.messages[-1]["content"]
+            if "【祝福语】" not in user:
+                out += super().score([r])
+                continue
+            self.calls += 1
+            plain = DETAIL not in user.split("【祝福语】")[1].split("\n")[0]
+            out.append(Generation(text="", tokens_in=5, tokens_out=0,
+                                  label_logprobs=(-0.2, -1.8) if plain else (-1.8, -0.2)))
+        return out
+
+
+@pytest.mark.parametrize("accept_by", ["both", "overall"])
+def test_a_revision_the_overall_judgement_scores_lower_is_not_kept_when_acceptance_asks_for_it(
+        zhufu_home, monkeypatch, accept_by):
+    run, wh = scripted_runner(monkeypatch, OverallDisagrees(), ASSETS)
+    run(["scenario_samples", "seed_preference_pairs", "human_labels", "criteria"])
+    run(["reflections"], {"reflections": {**_config(1)["reflections"], "accept_by": accept_by}})
+    rows = wh.sql("SELECT * FROM reflections_latest").to_dicts()
+    assert len(rows) == 6 and all(r["accept_by"] == accept_by for r in rows)
+    assert all(r["gain"] > 0 for r in rows)  # the criteria total rose ...
+    assert all(r["revision_overall"] < r["draft_overall"] and not r["accepted"] for r in rows)  # ... the overall fell
+
+
+def test_chain_ids_under_the_default_acceptance_are_the_ids_from_before_it_was_a_setting():
+    models = ("writer", "critic", "judge")
+    before = {k: v for k, v in rf.Settings().__dict__.items() if k != "accept_by"}
+    old_id = content_id("reflection-chain", rf.AGENT_VERSION, "greeting", "题", "稿", *models, "v1", before)
+    assert rf.chain_id("greeting", "题", "稿", models, "v1", rf.Settings()) == old_id  # a resumed run finds its rounds
+    assert rf.chain_id("greeting", "题", "稿", models, "v1", rf.Settings(accept_by="both")) != old_id
 
 
 def test_weakest_criteria_and_revision_cleaning():

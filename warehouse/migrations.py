@@ -189,6 +189,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               "event could be stored twice)", lambda con: [con.execute(sql) for sql in WRITE_TOKEN_SQL]),
     Migration(17, "projections keep an integer prefix of the key (key_hash), so a commit finds the rows it supersedes "
               "without joining every key string", _v17_key_hash),
+    Migration(18, "reflections: what a revision's acceptance asked for, and the judge's overall P(是) of draft and revision",
+              _add_projected_columns(ReflectionRow, ("accept_by", "draft_overall", "revision_overall"))),
 )
 
 LEDGER_SQL = (

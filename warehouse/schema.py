@@ -471,6 +471,11 @@ class ReflectionRow(Event):
     judge_model: str
     agent_version: str
     llm_call_ids: list[str] = Field(default_factory=list)
+    accept_by: str | None = Field(default="criteria", description="what had to rise for the revision to be accepted: "
+                                  "criteria (the total) | overall (the judge's P(是) with all criteria in one prompt) "
+                                  "| both; NULL in rows from before migration 18 (criteria)")
+    draft_overall: float | None = Field(default=None, description="the judge's P(是) for the draft, all criteria at once")
+    revision_overall: float | None = None
 
 
 # ---------------------------------------------------------------- training and bookkeeping

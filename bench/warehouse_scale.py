@@ -2,6 +2,7 @@
 
     python -m bench.warehouse_scale --rows 1000000           # 100 commits of 10k verdicts
     python -m bench.warehouse_scale --rows 100000 --repeats 10 --out /tmp/scale.json
+    python -m bench.warehouse_scale --rows 1000000 --maintain-every 20   # the scheduled maintenance job in between
 
 Commits ``--rows`` ``verdicts`` events in commits of ``--batch`` through ``Warehouse.append`` (one
 snapshot each; ``--corrections`` of every commit after the first re-judges earlier candidates, so
@@ -10,7 +11,9 @@ warm instance: ``SELECT 1``, a label aggregate over the raw table and over ``ver
 time-travel read and a change feed, beside DuckDB on the raw Parquet files (the anchor: the same
 aggregates, no catalog). Then it registers a model trained on the mid snapshot, runs maintenance
 (retention 0, no grace: every snapshot but that lineage one and the current one expires) and times
-the reads again. Prints one table; ``--out`` writes the figures as JSON.
+the reads again. ``--maintain-every N`` also runs the maintenance job (default policy: nothing expires,
+files merged and rewritten) after every N commits, as its schedule would between commits, timed apart
+from the commits. Prints one table; ``--out`` writes the figures as JSON.
 """
 
 from __future__ import annotations
@@ -72,23 +75,25 @@ def _reads(wh: Warehouse, anchor: duckdb.DuckDBPyConnection, files: str, mid: in
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.warehouse_scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="verdicts events to commit")
     parser.add_argument("--batch", type=int, default=10_000, help="events per commit (one snapshot each)")
     parser.add_argument("--corrections", type=float, default=0.1, help="share of each later commit that re-judges")
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per query")
+    parser.add_argument("--maintain-every", type=int, default=0,
+                        help="run the maintenance job after every N commits, untimed by the commits (0 = only at the end)")
     parser.add_argument("--home", help="warehouse home (default: a temporary directory, removed at the end)")
     parser.add_argument("--out", help="write the figures as JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="zhufu-scale-"))
     wh = Warehouse(WarehouseConfig.embedded(home))
     wh.migrate()
     rng = random.Random(0)
     commits = args.rows // args.batch
-    commit_s, snapshots = [], []
+    commit_s, snapshots, scheduled_s = [], [], []
     for c in range(commits):
         events = _verdicts(c, args.batch, args.corrections, rng)
         start = time.perf_counter()
@@ -96,6 +101,11 @@ def main() -> int:
         commit_s.append(time.perf_counter() - start)
         if c % 10 == 0 or c == commits - 1:
             print(f"commit {c + 1}/{commits}: {commit_s[-1]:.3f} s", flush=True)
+        if args.maintain_every and (c + 1) % args.maintain_every == 0 and c < commits - 1:
+            start = time.perf_counter()
+            maintain(wh, MaintenancePolicy())
+            scheduled_s.append(time.perf_counter() - start)
+            print(f"maintenance after commit {c + 1}: {scheduled_s[-1]:.2f} s", flush=True)
     rows = wh.count("verdicts")
     files = f"{wh.config.data_path}main/verdicts/*.parquet"
     anchor = duckdb.connect()
@@ -118,6 +128,9 @@ def main() -> int:
              [f"commit s per {args.batch:,} rows: first / last", f"{commit_s[0]:.3f} / {commit_s[-1]:.3f}", ""],
              [f"commit s: mean of first {n} / last {n}",
               f"{statistics.mean(commit_s[:n]):.3f} / {statistics.mean(commit_s[-n:]):.3f}", ""]]
+    if scheduled_s:
+        table.append([f"scheduled maintenance (every {args.maintain_every} commits) s: first / last / mean",
+                      f"{scheduled_s[0]:.2f} / {scheduled_s[-1]:.2f} / {statistics.mean(scheduled_s):.2f}", ""])
     for name in before:
         b, a = before[name], after[name]
         table.append([f"{name}: p50 / p95 ms", f"{b['p50_ms']:.2f} / {b['p95_ms']:.2f}",
@@ -132,6 +145,7 @@ def main() -> int:
     if args.out:
         Path(args.out).write_text(json.dumps({
             "rows": rows, "commits": commits, "batch": args.batch, "commit_s": commit_s, "before": before,
+            "maintain_every": args.maintain_every, "scheduled_maintenance_s": scheduled_s,
             "after": after, "maintenance": report.as_dict(), "maintenance_s": maintenance_s,
             "verdict_files_after": verdict_files}, indent=2))
     wh.close()

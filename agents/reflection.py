@@ -288,7 +288,9 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
         scored = dict(zip(ok, crit.score_responses(judge, [(group[i].prompt, revisions[i][0]) for i in ok], cs,
                                                    tag=f"reflect-revision-{scenario}"), strict=True))
         overall: dict[tuple[int, str], float | None] = {}
-        if settings.accept_by != "criteria":  # drafts and revisions of this round in one scoring call
+        # drafts and revisions of this round in one scoring call; the question is the greeting judge's
+        # (agents.judging: the trained judge learned greetings), asked with the scenario's criteria as its principles
+        if settings.accept_by != "criteria":
             items = [(i, "draft", group[i].draft) for i in todo] + [(i, "revision", revisions[i][0]) for i in ok]
             res = judging.score(judge, [(group[i].prompt, t) for i, _, t in items], [c.description for c in cs],
                                 tag=f"reflect-overall-{scenario}")

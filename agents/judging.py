@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 from agents.common import Runtime
 from resources.llm.types import ChatRequest, ChatResult, Sampling
-from training.metrics import length_matched
+from training.metrics import similar_lengths
 
 PROMPT_VERSION = "yesno-v1"
 LABELS = ("是", "否")
@@ -118,7 +118,7 @@ def pair_rows(pairs: Sequence[dict], pool: Sequence[Sequence[str]], rng: random.
     (``pair``) for the pairwise term, each with a varied principle list; and, for ``rule_share`` of
     the pairs, one more row: the chosen greeting under principles that include a checkable rule,
     labelled by whether the greeting keeps it (standalone, so the pairwise term never sees it).
-    ``matched_repeat``: a pair of similar lengths (``length_matched``) appears that many more times, each
+    ``matched_repeat``: a pair of similar lengths (``similar_lengths``) appears that many more times, each
     copy under fresh principles — the pairs length cannot decide are ~8% of the paper's, and the ones a
     judge must learn to read."""
     rows: list[dict] = []
@@ -127,7 +127,7 @@ def pair_rows(pairs: Sequence[dict], pool: Sequence[Sequence[str]], rng: random.
         if not str(p["chosen"]).strip() or not str(p["rejected"]).strip():
             continue
         key = str(p.get("id") or f"p{i}")
-        copies = 1 + (matched_repeat if length_matched([p["chosen"]], [p["rejected"]])[0] else 0)
+        copies = 1 + (matched_repeat if similar_lengths(len(p["chosen"]), len(p["rejected"])) else 0)
         for c in range(copies):
             for text, label in ((p["chosen"], 1), (p["rejected"], 0)):
                 rows.append({"prompt": p["prompt"], "response": text, "label": label, "pair": key if c == 0 else

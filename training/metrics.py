@@ -105,9 +105,14 @@ def pair_accuracy(chosen_scores: Sequence[float], rejected_scores: Sequence[floa
     return float((c > r).mean()) if len(c) else None
 
 
+def similar_lengths(a: int, b: int, tolerance: float = 0.2) -> bool:
+    """Two lengths that differ by at most ``tolerance`` of the longer one."""
+    return abs(a - b) <= tolerance * max(a, b, 1)
+
+
 def length_matched(chosen: Sequence[str], rejected: Sequence[str], tolerance: float = 0.2) -> list[bool]:
     """Pairs whose lengths differ by at most ``tolerance`` of the longer one."""
-    return [abs(len(a) - len(b)) <= tolerance * max(len(a), len(b), 1) for a, b in zip(chosen, rejected, strict=True)]
+    return [similar_lengths(len(a), len(b), tolerance) for a, b in zip(chosen, rejected, strict=True)]
 
 
 def distinct_n(texts: Sequence[str], n: int = 2) -> float | None:
@@ -222,8 +227,7 @@ def paired_comparison(new: Sequence[float], ref: Sequence[float], new_len: Seque
     gain, se = mean_se(d.tolist())
     adj = length_adjusted_gain(ref, new, ref_len, new_len)
     wins = float(np.sum(d > 0) + 0.5 * np.sum(d == 0))
-    matched = [i for i, (a, b) in enumerate(zip(new_len, ref_len, strict=True))
-               if abs(a - b) <= tolerance * max(a, b, 1)]
+    matched = [i for i, (a, b) in enumerate(zip(new_len, ref_len, strict=True)) if similar_lengths(a, b, tolerance)]
     mw = float(sum(1.0 if d[i] > 0 else 0.5 if d[i] == 0 else 0.0 for i in matched))
     return {"gain": gain, "gain_se": se, "explained_by_length": adj["explained_by_length"],
             "gain_beyond_length": adj["gain_beyond_length"], "win_rate": wins / len(d) if len(d) else None,

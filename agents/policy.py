@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from resources.llm.types import ChatRequest, Sampling
+from resources.llm.types import ChatRequest, Sampling, request_seed
 
 PROMPT_VERSION = "policy-v2"
 
@@ -18,11 +18,12 @@ def messages(prompt: str) -> list[dict[str, str]]:
 
 def candidate_requests(prompt_id: str, prompt: str, *, k: int, temperature: float, top_p: float,
                        max_new_tokens: int, seed: int) -> list[ChatRequest]:
-    """k samples of one prompt; sample i uses seed ``seed + i`` so each is its own cached call."""
+    """k samples of one prompt; sample i is seeded by (``seed + i``, the prompt's id): each is its own cached
+    call, and no two prompts share a sample's noise (``request_seed``)."""
     return [
         ChatRequest(messages=messages(prompt),
                     sampling=Sampling(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                      seed=seed + i),
+                                      seed=request_seed(seed + i, prompt_id)),
                     item=f"{prompt_id}#{i}")
         for i in range(k)
     ]

@@ -34,7 +34,7 @@ from agents import judging
 from agents.common import Runtime
 from agents.scenarios import scenario_name
 from agents.text_checks import content_problem
-from resources.llm.types import ChatRequest, Sampling
+from resources.llm.types import ChatRequest, Sampling, request_seed
 from training.metrics import repeated_share
 from warehouse.ids import content_id
 
@@ -54,11 +54,12 @@ class Settings:
     def critique_sampling(self) -> Sampling:
         return Sampling(temperature=0.0, top_p=1.0, max_new_tokens=self.critique_tokens, seed=0)
 
-    def revision_sampling(self, round_no: int) -> Sampling:
-        # sampled, seeded by the round: greedy decoding of a small policy tends to give back its draft
-        # word for word, and a fixed seed would repeat a rejected revision in the next round
+    def revision_sampling(self, round_no: int, chain_id: str) -> Sampling:
+        # sampled: greedy decoding of a small policy tends to give back its draft word for word. Seeded by
+        # chain and round: one seed per round would repeat a rejected revision's noise in the next round,
+        # and one seed for the whole batch made a round's revisions err together (request_seed)
         return Sampling(temperature=self.revision_temperature, top_p=0.95, max_new_tokens=self.revision_tokens,
-                        seed=round_no)
+                        seed=request_seed(round_no, chain_id))
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
             critiques[i] = (text, "agent", None) if problem is None else (critique_from_scores(weak[i]), "scores", problem)
         rev_res = writer.chat([ChatRequest(messages=revision_messages(scenario, group[i].prompt, group[i].draft,
                                                                       critiques[i][0], lessons[i]),
-                                           sampling=settings.revision_sampling(group[i].next_round),
+                                           sampling=settings.revision_sampling(group[i].next_round, group[i].chain_id),
                                            item=f"revise-{group[i].chain_id}")
                                for i in todo])
         revisions: dict[int, tuple[str | None, str, str | None]] = {}

@@ -17,6 +17,17 @@ class Sampling(BaseModel):
     seed: int = 0
 
 
+def request_seed(base: int, *item: Any) -> int:
+    """A sampling seed for one request of a batch: ``base`` mixed with what the request is for.
+
+    Every backend draws a request's noise from its seed alone (the local sampler by design, and a vLLM
+    server's per-request generator), so requests that share a seed share their noise: a batch sampled
+    with one seed perturbs the same tokens at the same steps in every row, and its outputs err together.
+    Measured in reflection rounds seeded by the round number: a whole round's revisions came out far
+    worse (or better) than the next round's (bench/RESULTS.md, "Reflection rounds with one seed per request")."""
+    return int(content_id("seed", base, *item, length=8), 16) & 0x7FFFFFFF
+
+
 class ChatRequest(BaseModel):
     """One chat completion. ``item`` names what it is for (a candidate id…) in errors; it is not
     part of the cache key, so two items asking the very same thing share one call."""

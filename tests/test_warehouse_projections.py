@@ -14,6 +14,7 @@ from warehouse.migrations import MIGRATIONS, _add_projected_columns, _new_projec
 from warehouse.schema import (
     EVENT_MODELS,
     KEY_HASH,
+    KEY_LO,
     NEWEST_PER_KEY,
     Event,
     HumanLabelRow,
@@ -63,6 +64,18 @@ def test_an_older_correction_does_not_replace_a_newer_row(wh):
     assert _latest(wh, "human_labels") == _recomputed(wh, "human_labels")
 
 
+def test_a_correction_with_the_same_timestamp_is_decided_by_the_smaller_id_across_commits(wh):
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    rows = [_verdict("a", 0, f"理由 {i}") for i in range(6)]
+    ids = sorted(rows, key=lambda r: r.event_id())
+    for r in (ids[2], ids[4], ids[0], ids[5]):  # a smaller id replaces the stored row, a larger one does not
+        with wh.batch(run_id=f"tie-{r.reason}", asset_key="verdicts") as b:
+            b.provenance = b.provenance.model_copy(update={"created_at": when})
+            b.append([r])
+    assert wh.sql("SELECT id FROM verdicts_latest")["id"].to_list() == [ids[0].event_id()]
+    assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
+
+
 def test_a_warehouse_from_before_projections_gets_them_built_from_its_history(wh, monkeypatch):
     with monkeypatch.context() as old_code:  # the code before migration 13: no projections to keep
         old_code.setattr(store, "MIGRATIONS", MIGRATIONS[:12])
@@ -77,25 +90,27 @@ def test_a_warehouse_from_before_projections_gets_them_built_from_its_history(wh
     assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
 
 
-def test_projections_from_before_the_key_prefix_get_it_and_keep_answering_the_same(wh):
+def test_projections_from_before_the_integer_key_columns_get_them_and_keep_answering_the_same(wh):
     wh.append([_verdict("a", 0), _verdict("b", 1)])
     wh.append([_verdict("a", 1, "改判")])
     con = open_connection(wh.config)
-    try:  # the state migration 16 left: projections without key_hash, views over all their columns
+    try:  # the state migration 16 left: projections without key_hash and key_lo, views over all their columns
         for model in EVENT_MODELS:
             proj = projection_table(model.TABLE)
             con.execute(f"ALTER TABLE {proj} DROP COLUMN {KEY_HASH}")
+            con.execute(f"ALTER TABLE {proj} DROP COLUMN {KEY_LO}")
             con.execute(f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {proj}")
-        con.execute("DELETE FROM schema_migrations WHERE version = 17")
+        con.execute("DELETE FROM schema_migrations WHERE version IN (17, 19)")
     finally:
         con.close()
     before = _latest(wh, "verdicts")
     wh._migrated = False
-    assert wh.migrate() == [17]
+    assert wh.migrate() == [17, 19]
     assert _latest(wh, "verdicts") == before == _recomputed(wh, "verdicts")
-    assert KEY_HASH not in wh.sql("SELECT * FROM verdicts_latest").columns
-    assert wh.sql(f"SELECT count(*) AS n FROM verdicts_current WHERE {KEY_HASH} IS NULL")["n"][0] == 0
-    wh.append([_verdict("b", 0, "改判"), _verdict("c", 1)])  # commits find superseded rows by the prefix
+    columns = wh.sql("SELECT * FROM verdicts_latest").columns
+    assert KEY_HASH not in columns and KEY_LO not in columns
+    assert wh.sql(f"SELECT count(*) AS n FROM verdicts_current WHERE {KEY_HASH} IS NULL OR {KEY_LO} IS NULL")["n"][0] == 0
+    wh.append([_verdict("b", 0, "改判"), _verdict("c", 1)])  # commits find superseded rows by the integer key
     assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts") and len(_latest(wh, "verdicts")) == 3
 
 

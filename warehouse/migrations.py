@@ -21,6 +21,9 @@ from warehouse.schema import (
     EVENT_MODELS,
     KEY_HASH,
     KEY_HASH_SQL,
+    KEY_LO,
+    KEY_LO_SQL,
+    PROJECTION_INTERNAL,
     AdversarialExampleRow,
     AgreementRow,
     AxialGroupRow,
@@ -110,12 +113,16 @@ def _add_projected_columns(model: type[Event], names: tuple[str, ...]) -> Callab
         for table in (model.TABLE, projection_table(model.TABLE)):
             for name in names:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {types[name]}")
-        # a projection built before migration 17 has no key_hash yet: its view stays SELECT * until then
-        cols = {r[0] for r in con.execute(f"DESCRIBE {projection_table(model.TABLE)}").fetchall()}
-        con.execute(projection_view_sql(model.TABLE) if KEY_HASH in cols else
-                    f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {projection_table(model.TABLE)}")
+        _latest_over_projection(con, model.TABLE)
 
     return apply
+
+
+def _latest_over_projection(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Re-create ``<table>_latest`` without the internal columns its projection has so far (one built before
+    migration 17 has none, before 19 only key_hash)."""
+    cols = {r[0] for r in con.execute(f"DESCRIBE {projection_table(table)}").fetchall()}
+    con.execute(projection_view_sql(table, [c for c in PROJECTION_INTERNAL if c in cols]))
 
 
 # Every batch's prompts: the batch a prompt was first recorded under (``prompts.batch``, also all a
@@ -147,7 +154,15 @@ def _v17_key_hash(con: duckdb.DuckDBPyConnection) -> None:
         proj = projection_table(model.TABLE)
         con.execute(f"ALTER TABLE {proj} ADD COLUMN IF NOT EXISTS {KEY_HASH} BIGINT")
         con.execute(f"UPDATE {proj} SET {KEY_HASH} = {KEY_HASH_SQL} WHERE {KEY_HASH} IS NULL")
-        con.execute(projection_view_sql(model.TABLE))
+        _latest_over_projection(con, model.TABLE)
+
+
+def _v19_key_lo(con: duckdb.DuckDBPyConnection) -> None:
+    for model in EVENT_MODELS:
+        proj = projection_table(model.TABLE)
+        con.execute(f"ALTER TABLE {proj} ADD COLUMN IF NOT EXISTS {KEY_LO} BIGINT")
+        con.execute(f"UPDATE {proj} SET {KEY_LO} = {KEY_LO_SQL} WHERE {KEY_LO} IS NULL")
+        _latest_over_projection(con, model.TABLE)
 
 
 WRITE_TOKEN_SQL = (
@@ -191,6 +206,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               "without joining every key string", _v17_key_hash),
     Migration(18, "reflections: what a revision's acceptance asked for, and the judge's overall P(是) of draft and revision",
               _add_projected_columns(ReflectionRow, ("accept_by", "draft_overall", "revision_overall"))),
+    Migration(19, "projections keep the rest of the key as an integer too (key_lo): a commit decides what a batch "
+              "supersedes from integer columns alone", _v19_key_lo),
 )
 
 LEDGER_SQL = (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any, ClassVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -681,21 +682,30 @@ def projection_table(table: str) -> str:
     return f"{table}_current"
 
 
-# A projection's integer prefix of its key (keys are hex content hashes, ``Event.event_key``): commits find the
-# rows a batch supersedes by this narrow column first — a filter DuckDB pushes into the scan — and compare the
-# full key only for those, instead of joining every key string of the projection (issue 15).
+# A projection's key as two integers (keys are 24-hex-digit content hashes, ``Event.event_key``): ``key_hash`` the
+# first 15 digits, ``key_lo`` the other 9 — together the whole key. A commit finds the rows a batch supersedes by
+# reading these narrow columns and the timestamp only, never the projection's key or id strings (issue 15).
 KEY_HASH = "key_hash"
 KEY_HASH_SQL = "CAST(('0x' || substr(key, 1, 15)) AS BIGINT)"
+KEY_LO = "key_lo"
+KEY_LO_SQL = "CAST(('0x' || substr(key, 16, 15)) AS BIGINT)"
+KEY_DIGITS = 24  # the key length for which (key_hash, key_lo) is the key itself
+PROJECTION_INTERNAL = (KEY_HASH, KEY_LO)
 
 
-def projection_view_sql(table: str) -> str:
-    """``<table>_latest`` over its projection: the projection's rows without its internal ``key_hash``."""
-    return f"CREATE OR REPLACE VIEW {table}_latest AS SELECT * EXCLUDE ({KEY_HASH}) FROM {projection_table(table)}"
+def projection_view_sql(table: str, internal: Sequence[str] = PROJECTION_INTERNAL) -> str:
+    """``<table>_latest`` over its projection: the projection's rows without its ``internal`` columns (those
+    it has: a projection built before migration 17 or 19 lacks some)."""
+    proj = projection_table(table)
+    if not internal:
+        return f"CREATE OR REPLACE VIEW {table}_latest AS SELECT * FROM {proj}"
+    return f"CREATE OR REPLACE VIEW {table}_latest AS SELECT * EXCLUDE ({', '.join(internal)}) FROM {proj}"
 
 
 def projection_sql(model: type[Event]) -> list[str]:
-    """Build ``model``'s projection from its table and point ``<table>_latest`` at it (migration 13; the key
-    prefix column since migration 17, which adds it to projections built before)."""
+    """Build ``model``'s projection from its table and point ``<table>_latest`` at it (migration 13; the key's
+    integer columns since migrations 17 and 19, which add them to projections built before)."""
     t, proj = model.TABLE, projection_table(model.TABLE)
-    return [f"CREATE OR REPLACE TABLE {proj} AS SELECT *, {KEY_HASH_SQL} AS {KEY_HASH} FROM {t} {NEWEST_PER_KEY}",
+    return [f"CREATE OR REPLACE TABLE {proj} AS SELECT *, {KEY_HASH_SQL} AS {KEY_HASH}, {KEY_LO_SQL} AS {KEY_LO} "
+            f"FROM {t} {NEWEST_PER_KEY}",
             projection_view_sql(t)]

@@ -85,7 +85,7 @@ def candidates(context: dg.AssetExecutionContext, config: CandidatesConfig, ware
         prompt_id, index = req.item.split("#")
         rows.append(CandidateRow(prompt_id=prompt_id, text=text, policy_model=rt.model_id,
                                  prompt_version=policy.PROMPT_VERSION, sample_index=int(index),
-                                 temperature=req.sampling.temperature, seed=req.sampling.seed,
+                                 temperature=req.sampling.temperature, seed=config.seed + int(index),
                                  llm_call_id=res.request_key))
     lengths = [len(r.text) for r in rows]
     return warehouse.record(context, rows, main_table="candidates", metadata={

@@ -157,7 +157,8 @@ class CandidateRow(Event):
     prompt_version: str
     sample_index: int
     temperature: float
-    seed: int
+    seed: int = Field(description="the run's seed + sample_index; the request was sampled with "
+                      "resources.llm.types.request_seed(seed, prompt_id), so no two prompts share sampling noise")
     llm_call_id: str | None = None
 
 

@@ -14,3 +14,19 @@ def test_the_scale_bench_runs_the_scheduled_maintenance_between_commits_and_repo
     assert rep["commits"] == 3 and len(rep["commit_s"]) == 3
     assert len(rep["scheduled_maintenance_s"]) == 2  # after commits 1 and 2, not after the last
     assert rep["rows"] == 300 and rep["verdict_files_after"] >= 1
+
+
+def test_the_commit_profile_times_every_statement_of_a_commit(tmp_path, capsys):
+    from bench import commit_profile
+
+    home = str(tmp_path / "wh")
+    assert warehouse_scale.main(["--rows", "200", "--batch", "100", "--repeats", "1", "--home", home]) == 0
+    rows, commit_ms = commit_profile.profile(home, commits=2, batch=100, corrections=0.2, first=1000)
+    assert len(commit_ms) == 2
+    statements = {r["statement"] for r in rows}
+    assert "<open the write connection>" in statements
+    assert any(s.startswith("SELECT s.* FROM _staged s WHERE NOT EXISTS") for s in statements)  # the id dedup
+    assert any("verdicts_current" in s for s in statements)  # the projection's upkeep
+    assert all(r["calls"] >= 2 for r in rows if r["statement"] == "COMMIT")
+    assert commit_profile.main(["--home", home, "--commits", "1", "--batch", "50", "--first", "2000"]) == 0
+    assert "ms per commit" in capsys.readouterr().out

@@ -76,7 +76,7 @@ def profile(home: str, commits: int, batch: int, corrections: float, first: int)
             wh.append(_verdicts(c, batch, corrections, rng), run_id=f"profile-{c}", asset_key="verdicts")
             commit_ms.append((time.perf_counter() - start) * 1000)
     total = sum(commit_ms) / len(commit_ms)
-    rows = [{"statement": sql[:100], "ms per commit": sum(ms) / commits, "calls": len(ms),
+    rows = [{"statement": sql, "ms per commit": sum(ms) / commits, "calls": len(ms),
              "share": sum(ms) / commits / total} for sql, ms in times.items()]
     return sorted(rows, key=lambda r: -r["ms per commit"]), commit_ms
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows, commit_ms = profile(args.home, args.commits, args.batch, args.corrections, args.first)
     print(f"commit ms: mean {sum(commit_ms) / len(commit_ms):.1f} over {len(commit_ms)} commits")
-    print(tabulate([[r["statement"], f"{r['ms per commit']:.1f}", r["calls"], f"{r['share']:.0%}"] for r in rows],
+    print(tabulate([[r["statement"][:100], f"{r['ms per commit']:.1f}", r["calls"], f"{r['share']:.0%}"] for r in rows],
                    headers=["statement", "ms per commit", "calls", "share"]))
     return 0
 

@@ -20,6 +20,7 @@ from warehouse.schema import (
     HumanLabelRow,
     ModelRow,
     VerdictRow,
+    id_index_table,
     projection_table,
 )
 
@@ -76,10 +77,26 @@ def test_a_correction_with_the_same_timestamp_is_decided_by_the_smaller_id_acros
     assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
 
 
+def _append_as_before_projections(con, table: str, staged) -> int:
+    """The commit of the code before migration 13: id dedup over the id strings, no projection, no id index."""
+    con.register("_staged", staged)
+    try:
+        new = con.execute(f"SELECT s.* FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.id = s.id) "
+                          "QUALIFY row_number() OVER (PARTITION BY s.id) = 1").fetch_arrow_table()
+    finally:
+        con.unregister("_staged")
+    con.register("_new", new)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _new")
+    finally:
+        con.unregister("_new")
+    return new.num_rows
+
+
 def test_a_warehouse_from_before_projections_gets_them_built_from_its_history(wh, monkeypatch):
     with monkeypatch.context() as old_code:  # the code before migration 13: no projections to keep
         old_code.setattr(store, "MIGRATIONS", MIGRATIONS[:12])
-        old_code.setattr(store, "_project", lambda con, table: None)
+        old_code.setattr(store, "_append_new", _append_as_before_projections)
         wh.append([_verdict("a", 0), _verdict("b", 1)])
         wh.append([_verdict("a", 1, "改判")])
     before = _recomputed(wh, "verdicts")
@@ -151,3 +168,21 @@ def test_maintenance_compacts_a_projection_and_keeps_it_right_at_lineage_snapsho
     assert files == {"n": 1, "deletes": 0}
     assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
     assert _latest(wh, "verdicts", as_of=lineage) == expected
+
+
+def test_a_warehouse_from_before_the_id_index_gets_it_from_its_rows_and_still_drops_stored_events(wh):
+    events = [_verdict("a", 0), _verdict("b", 1)]
+    wh.append(events)
+    con = open_connection(wh.config)
+    try:  # the state migration 19 left: no <table>_ids
+        for model in EVENT_MODELS:
+            con.execute(f"DROP TABLE {id_index_table(model.TABLE)}")
+        con.execute("DELETE FROM schema_migrations WHERE version = 20")
+    finally:
+        con.close()
+    wh._migrated = False
+    assert wh.migrate() == [20]
+    assert wh.sql(f"SELECT count(*) AS n FROM {id_index_table('verdicts')}")["n"][0] == 2
+    again = wh.append(events + [_verdict("c", 1)])
+    assert again.tables["verdicts"].added == 1 and wh.count("verdicts") == 3
+    assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")

@@ -46,6 +46,7 @@ from warehouse.schema import (
     VectorIndexRow,
     VerdictRow,
     create_table_sql,
+    id_index_sql,
     latest_view_sql,
     projection_sql,
     projection_table,
@@ -75,6 +76,7 @@ def _new_table(model: type[Event]) -> Callable[[duckdb.DuckDBPyConnection], None
     def apply(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(create_table_sql(model))
         con.execute(latest_view_sql(model))
+        con.execute(id_index_sql(model))
 
     return apply
 
@@ -100,6 +102,7 @@ def _v13_projections(con: duckdb.DuckDBPyConnection) -> None:
 def _new_projected_table(model: type[Event]) -> Callable[[duckdb.DuckDBPyConnection], None]:
     def apply(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(create_table_sql(model))
+        con.execute(id_index_sql(model))
         for sql in projection_sql(model):
             con.execute(sql)
 
@@ -208,6 +211,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _add_projected_columns(ReflectionRow, ("accept_by", "draft_overall", "revision_overall"))),
     Migration(19, "projections keep the rest of the key as an integer too (key_lo): a commit decides what a batch "
               "supersedes from integer columns alone", _v19_key_lo),
+    Migration(20, "<table>_ids: every table's event ids as integers, so a commit drops events already stored without "
+              "reading every id string", lambda con: [con.execute(id_index_sql(m)) for m in EVENT_MODELS]),
 )
 
 LEDGER_SQL = (

@@ -22,6 +22,10 @@ from warehouse.errors import WarehouseError
 from warehouse.migrations import LEDGER_SQL, MIGRATIONS
 from warehouse.readers import ReaderPool
 from warehouse.schema import (
+    ID_HASH,
+    ID_HASH_SQL,
+    ID_LO,
+    ID_LO_SQL,
     KEY_DIGITS,
     KEY_HASH,
     KEY_HASH_SQL,
@@ -32,6 +36,7 @@ from warehouse.schema import (
     Event,
     MaterializationRow,
     Provenance,
+    id_index_table,
     projection_table,
     table_columns,
 )
@@ -65,22 +70,30 @@ def _arrow_table(table: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
 
 
 def _append_new(con: duckdb.DuckDBPyConnection, table: str, staged: pa.Table) -> int:
-    """Insert the rows of ``staged`` whose id is not stored yet, and bring the table's current-state
-    projection up to date in the same transaction; returns the number of rows added."""
+    """Insert the rows of ``staged`` whose id is not stored yet (looked up in ``<table>_ids`` by the id's two
+    integers), record their ids there, and bring the table's current-state projection up to date — all in the
+    caller's transaction; returns the number of rows added."""
+    if not pc.all(pc.equal(pc.utf8_length(staged.column("id")), KEY_DIGITS)).as_py():
+        raise WarehouseError(f"{table}: an event id is not a {KEY_DIGITS}-digit content hash (schema.Event.event_id)")
     con.register("_staged", staged)
     try:
-        new = con.execute(f"SELECT s.* FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.id = s.id) "
+        new = con.execute(f"WITH s AS (SELECT *, {ID_HASH_SQL} AS {ID_HASH}, {ID_LO_SQL} AS {ID_LO} FROM _staged) "
+                          f"SELECT s.* FROM s ANTI JOIN {id_index_table(table)} i "
+                          f"ON i.{ID_HASH} = s.{ID_HASH} AND i.{ID_LO} = s.{ID_LO} "
                           "QUALIFY row_number() OVER (PARTITION BY s.id) = 1").fetch_arrow_table()
     finally:
         con.unregister("_staged")
     if new.num_rows == 0:
         return 0
-    con.register("_new", new)
+    con.register("_new", new.drop_columns([ID_HASH, ID_LO]))
+    con.register("_new_ids", new.select([ID_HASH, ID_LO]))
     try:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _new")
-        _project(con, table)  # commit() migrates first, so every table has its projection
+        con.execute(f"INSERT INTO {id_index_table(table)} BY NAME SELECT * FROM _new_ids")
+        _project(con, table)  # commit() migrates first, so every table has its projection and id index
     finally:
         con.unregister("_new")
+        con.unregister("_new_ids")
     return new.num_rows
 
 

@@ -152,20 +152,17 @@ def _v14_writer_r1(con: duckdb.DuckDBPyConnection) -> None:
         _new_projected_table(model)(con)
 
 
-def _v17_key_hash(con: duckdb.DuckDBPyConnection) -> None:
-    for model in EVENT_MODELS:
-        proj = projection_table(model.TABLE)
-        con.execute(f"ALTER TABLE {proj} ADD COLUMN IF NOT EXISTS {KEY_HASH} BIGINT")
-        con.execute(f"UPDATE {proj} SET {KEY_HASH} = {KEY_HASH_SQL} WHERE {KEY_HASH} IS NULL")
-        _latest_over_projection(con, model.TABLE)
+def _projection_integer(name: str, sql: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """Add the integer column ``name`` (computed by ``sql`` from the key) to every projection, fill it, and keep
+    it out of ``<table>_latest`` (migrations 17 and 19)."""
+    def apply(con: duckdb.DuckDBPyConnection) -> None:
+        for model in EVENT_MODELS:
+            proj = projection_table(model.TABLE)
+            con.execute(f"ALTER TABLE {proj} ADD COLUMN IF NOT EXISTS {name} BIGINT")
+            con.execute(f"UPDATE {proj} SET {name} = {sql} WHERE {name} IS NULL")
+            _latest_over_projection(con, model.TABLE)
 
-
-def _v19_key_lo(con: duckdb.DuckDBPyConnection) -> None:
-    for model in EVENT_MODELS:
-        proj = projection_table(model.TABLE)
-        con.execute(f"ALTER TABLE {proj} ADD COLUMN IF NOT EXISTS {KEY_LO} BIGINT")
-        con.execute(f"UPDATE {proj} SET {KEY_LO} = {KEY_LO_SQL} WHERE {KEY_LO} IS NULL")
-        _latest_over_projection(con, model.TABLE)
+    return apply
 
 
 WRITE_TOKEN_SQL = (
@@ -206,11 +203,11 @@ MIGRATIONS: tuple[Migration, ...] = (
               "concurrent commits conflict and one retries (DuckLake lets concurrent appends both commit, and an "
               "event could be stored twice)", lambda con: [con.execute(sql) for sql in WRITE_TOKEN_SQL]),
     Migration(17, "projections keep an integer prefix of the key (key_hash), so a commit finds the rows it supersedes "
-              "without joining every key string", _v17_key_hash),
+              "without joining every key string", _projection_integer(KEY_HASH, KEY_HASH_SQL)),
     Migration(18, "reflections: what a revision's acceptance asked for, and the judge's overall P(是) of draft and revision",
               _add_projected_columns(ReflectionRow, ("accept_by", "draft_overall", "revision_overall"))),
     Migration(19, "projections keep the rest of the key as an integer too (key_lo): a commit decides what a batch "
-              "supersedes from integer columns alone", _v19_key_lo),
+              "supersedes from integer columns alone", _projection_integer(KEY_LO, KEY_LO_SQL)),
     Migration(20, "<table>_ids: every table's event ids as integers, so a commit drops events already stored without "
               "reading every id string", lambda con: [con.execute(id_index_sql(m)) for m in EVENT_MODELS]),
 )

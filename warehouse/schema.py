@@ -686,11 +686,16 @@ def projection_table(table: str) -> str:
 # A projection's key as two integers (keys are 24-hex-digit content hashes, ``Event.event_key``): ``key_hash`` the
 # first 15 digits, ``key_lo`` the other 9 — together the whole key. A commit finds the rows a batch supersedes by
 # reading these narrow columns and the timestamp only, never the projection's key or id strings (issue 15).
+def hex_digits_sql(column: str, start: int) -> str:
+    """15 hex digits of ``column`` from position ``start`` (1-based) as a BIGINT (60 bits: never negative)."""
+    return f"CAST(('0x' || substr({column}, {start}, 15)) AS BIGINT)"
+
+
 KEY_HASH = "key_hash"
-KEY_HASH_SQL = "CAST(('0x' || substr(key, 1, 15)) AS BIGINT)"
+KEY_HASH_SQL = hex_digits_sql("key", 1)
 KEY_LO = "key_lo"
-KEY_LO_SQL = "CAST(('0x' || substr(key, 16, 15)) AS BIGINT)"
-KEY_DIGITS = 24  # the key length for which (key_hash, key_lo) is the key itself
+KEY_LO_SQL = hex_digits_sql("key", 16)
+KEY_DIGITS = 24  # the length of keys and ids (content_id), for which the two integers are the string itself
 PROJECTION_INTERNAL = (KEY_HASH, KEY_LO)
 
 
@@ -698,8 +703,8 @@ PROJECTION_INTERNAL = (KEY_HASH, KEY_LO)
 # it in ``<table>_ids`` by every commit: a commit drops events already stored by an anti-join over these narrow
 # columns instead of over every id string of the table (issue 15, the largest O(rows) term of a commit at 2 M rows).
 ID_HASH, ID_LO = "id_hash", "id_lo"
-ID_HASH_SQL = "CAST(('0x' || substr(id, 1, 15)) AS BIGINT)"
-ID_LO_SQL = "CAST(('0x' || substr(id, 16, 15)) AS BIGINT)"
+ID_HASH_SQL = hex_digits_sql("id", 1)
+ID_LO_SQL = hex_digits_sql("id", 16)
 
 
 def id_index_table(table: str) -> str:

@@ -69,12 +69,18 @@ def _arrow_table(table: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.table(data, schema=schema)
 
 
+def _require_content_hashes(table: str, rows: pa.Table, column: str) -> None:
+    """Ids and keys are compared as two integers, which equal the string only at ``KEY_DIGITS`` digits
+    (``Event.event_id`` / ``event_key``): refuse anything else rather than compare it wrongly."""
+    if not pc.all(pc.equal(pc.utf8_length(rows.column(column)), KEY_DIGITS)).as_py():
+        raise WarehouseError(f"{table}: an event {column} is not a {KEY_DIGITS}-digit content hash (schema.Event)")
+
+
 def _append_new(con: duckdb.DuckDBPyConnection, table: str, staged: pa.Table) -> int:
     """Insert the rows of ``staged`` whose id is not stored yet (looked up in ``<table>_ids`` by the id's two
     integers), record their ids there, and bring the table's current-state projection up to date — all in the
     caller's transaction; returns the number of rows added."""
-    if not pc.all(pc.equal(pc.utf8_length(staged.column("id")), KEY_DIGITS)).as_py():
-        raise WarehouseError(f"{table}: an event id is not a {KEY_DIGITS}-digit content hash (schema.Event.event_id)")
+    _require_content_hashes(table, staged, "id")
     con.register("_staged", staged)
     try:
         new = con.execute(f"WITH s AS (SELECT *, {ID_HASH_SQL} AS {ID_HASH}, {ID_LO_SQL} AS {ID_LO} FROM _staged) "
@@ -109,8 +115,7 @@ def _project(con: duckdb.DuckDBPyConnection, table: str) -> None:
     proj = projection_table(table)
     newest = con.execute(f"SELECT *, {KEY_HASH_SQL} AS {KEY_HASH}, {KEY_LO_SQL} AS {KEY_LO} FROM _new "
                          f"{NEWEST_PER_KEY}").fetch_arrow_table()
-    if not pc.all(pc.equal(pc.utf8_length(newest.column("key")), KEY_DIGITS)).as_py():
-        raise WarehouseError(f"{table}: an event key is not a {KEY_DIGITS}-digit content hash (schema.Event.event_key)")
+    _require_content_hashes(table, newest, "key")
     con.register("_newest", newest)
     names = ["_newest"]
     try:

@@ -8,14 +8,19 @@ One round, for a batch of chains (one chain = one writing prompt and its current
    description and its level-5 rubric in the prompt, and lessons from the memory; when its answer
    is not usable Chinese, the critique is written from the scores themselves (``source = scores``:
    "criterion X is weak; level 5 reads …"), so a weak model still gets a targeted instruction;
-3. the writer (the policy) revises the draft following the critique (and one remembered draft → revision);
-4. the revision is scored the same way. It becomes the next round's draft only if its total is
-   higher (``accepted``); the draft is never overwritten: every round is its own event.
+3. the writer (the policy) revises the draft following the critique (and one remembered draft → revision),
+   ``Settings.revisions`` times with different seeds;
+4. the revisions are scored the same way; the best by the acceptance score is the round's revision.
+   It becomes the next round's draft only if its total is higher (``accepted``); the draft is never
+   overwritten: every round is its own event.
    ``Settings.accept_by`` can ask for more: ``overall`` — the judge's P(是) for the draft and the
    revision with *all* the criteria in one prompt (``agents.judging``: the question the trained judge
    learned and GRPO's judge reward asks) — must rise instead, or ``both``. Measured on a GPU, the
    per-criterion total alone let through revisions an independent evaluator scores far lower
-   (bench/RESULTS.md, "Reflection rounds with drafts at the revisions' budget").
+   (bench/RESULTS.md, "Reflection rounds with drafts at the revisions' budget"). One revision a round
+   from the 135M writer is worse than its draft on average and the rounds do not lift the text (same
+   file, "Reflection rounds with one seed per request"): several revisions a round make it a search
+   that the scores guide.
 The memory holds accepted revisions (prompt, critique, draft → revision, gain) of earlier rounds and
 runs, retrieved by prompt similarity within the scenario (``MemoryIndex``; LanceDB in the asset).
 A chain stops early when every criterion is already at P(是) ≥ ``stop_at`` or the writer's revision
@@ -50,16 +55,18 @@ class Settings:
     stop_at: float = 0.9  # every criterion at least this P(是): nothing left to fix
     revision_temperature: float = 0.7
     accept_by: Literal["criteria", "overall", "both"] = "criteria"
+    revisions: int = 1  # revisions sampled per chain and round; the best by the acceptance score is the round's
 
     def critique_sampling(self) -> Sampling:
         return Sampling(temperature=0.0, top_p=1.0, max_new_tokens=self.critique_tokens, seed=0)
 
-    def revision_sampling(self, round_no: int, chain_id: str) -> Sampling:
+    def revision_sampling(self, round_no: int, chain_id: str, k: int = 0) -> Sampling:
         # sampled: greedy decoding of a small policy tends to give back its draft word for word. Seeded by
-        # chain and round: one seed per round would repeat a rejected revision's noise in the next round,
+        # chain, round and sample: one seed per round would repeat a rejected revision's noise in the next round,
         # and one seed for the whole batch made a round's revisions err together (request_seed)
+        seed = request_seed(round_no, chain_id) if k == 0 else request_seed(round_no, chain_id, k)
         return Sampling(temperature=self.revision_temperature, top_p=0.95, max_new_tokens=self.revision_tokens,
-                        seed=request_seed(round_no, chain_id))
+                        seed=seed)
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class Round:
     accept_by: str = "criteria"
     draft_overall: float | None = None  # the judge's P(是) with every criterion in one prompt (accept_by != criteria)
     revision_overall: float | None = None
+    revisions_sampled: int = 1  # the revision is the best of this many by the acceptance score
 
     @property
     def gain(self) -> float | None:
@@ -152,8 +160,9 @@ def chain_id(scenario: str, prompt: str, first_draft: str, models: tuple[str, st
              settings: Settings) -> str:
     """``models``: (writer, critic, judge)."""
     named = dict(settings.__dict__)
-    if named.get("accept_by") == "criteria":  # the default before accept_by existed: earlier chains keep their ids
-        del named["accept_by"]
+    for name, before in (("accept_by", "criteria"), ("revisions", 1)):  # what chains had before the field
+        if named.get(name) == before:  # existed: earlier chains keep their ids
+            del named[name]
     return content_id("reflection-chain", AGENT_VERSION, scenario, prompt, first_draft, *models, criteria_version,
                       named)
 
@@ -242,6 +251,14 @@ def critique_problem(text: str, draft: str = "", copied: int = 10) -> str | None
     return None
 
 
+def _rank(cand: tuple[str, crit.CriteriaScore, float | None], accept_by: str) -> tuple[float, ...]:
+    """How a chain's revisions of one round are ordered: by what their acceptance asks to rise."""
+    _, score, over = cand
+    total = score.total if score.total is not None else float("-inf")
+    over = over if over is not None else float("-inf")
+    return (total,) if accept_by == "criteria" else (over, total)
+
+
 def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence[Chain], criteria: dict[str, list[crit.Criterion]],
               memory: MemoryIndex, settings: Settings) -> list[Round]:
     """One round for every open chain (batched: one scoring call, one critique call, one revision call,
@@ -273,38 +290,49 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
             text = (r.text or "").strip()
             problem = r.error if not r.ok else critique_problem(text, group[i].draft)
             critiques[i] = (text, "agent", None) if problem is None else (critique_from_scores(weak[i]), "scores", problem)
+        n = max(1, settings.revisions)
         rev_res = writer.chat([ChatRequest(messages=revision_messages(scenario, group[i].prompt, group[i].draft,
                                                                       critiques[i][0], lessons[i]),
-                                           sampling=settings.revision_sampling(group[i].next_round, group[i].chain_id),
-                                           item=f"revise-{group[i].chain_id}")
-                               for i in todo])
-        revisions: dict[int, tuple[str | None, str, str | None]] = {}
-        for i, r in zip(todo, rev_res, strict=True):
-            if not r.ok:
-                revisions[i] = (None, r.status, r.error)
-                continue
-            text, problem = clean_revision(r.text, group[i].draft)
-            revisions[i] = (text, "ok", None) if text else (None, "invalid", problem)
-        ok = [i for i in todo if revisions[i][0]]
-        scored = dict(zip(ok, crit.score_responses(judge, [(group[i].prompt, revisions[i][0]) for i in ok], cs,
-                                                   tag=f"reflect-revision-{scenario}"), strict=True))
+                                           sampling=settings.revision_sampling(group[i].next_round, group[i].chain_id, k),
+                                           item=f"revise-{group[i].chain_id}" + (f"-{k}" if k else ""))
+                               for i in todo for k in range(n)])
+        # every usable revision of every chain: (chain position, text); the first failure names why when none is
+        samples: list[tuple[int, str]] = []
+        failed: dict[int, tuple[str, str | None]] = {}
+        for j, i in enumerate(todo):
+            texts: list[str] = []
+            for r in rev_res[j * n:(j + 1) * n]:
+                text, problem = clean_revision(r.text, group[i].draft) if r.ok else (None, r.error)
+                if text and text not in texts:
+                    texts.append(text)
+                elif not text:
+                    failed.setdefault(i, ("invalid" if r.ok else r.status, problem))
+            samples += [(i, t) for t in texts]
+        totals = crit.score_responses(judge, [(group[i].prompt, t) for i, t in samples], cs, tag=f"reflect-revision-{scenario}")
         overall: dict[tuple[int, str], float | None] = {}
         # drafts and revisions of this round in one scoring call; the question is the greeting judge's
         # (agents.judging: the trained judge learned greetings), asked with the scenario's criteria as its principles
         if settings.accept_by != "criteria":
-            items = [(i, "draft", group[i].draft) for i in todo] + [(i, "revision", revisions[i][0]) for i in ok]
+            items = [(i, None, group[i].draft) for i in todo] + [(i, t, t) for i, t in samples]
             res = judging.score(judge, [(group[i].prompt, t) for i, _, t in items], [c.description for c in cs],
                                 tag=f"reflect-overall-{scenario}")
             overall = {(i, kind): judging.probability(r) for (i, kind, _), r in zip(items, res, strict=True)}
+        best: dict[int, tuple[str, crit.CriteriaScore, float | None]] = {}  # chain position -> its best revision
+        for (i, t), score in zip(samples, totals, strict=True):
+            cand = (t, score, overall.get((i, t)))
+            if i not in best or _rank(cand, settings.accept_by) > _rank(best[i], settings.accept_by):
+                best[i] = cand
         for j, i in enumerate(todo):
             c = group[i]
+            text, score, over = best.get(i, (None, None, None))
+            status, error = ("ok", None) if text else failed[i]
             rd = Round(chain_id=c.chain_id, scenario=scenario, round=c.next_round, prompt=c.prompt, draft=c.draft,
                        draft_score=drafts[i], critique=critiques[i][0], critique_source=critiques[i][1],
                        critique_error=critiques[i][2], weakest=[x.name for x, _ in weak[i]],
-                       revision=revisions[i][0], revision_status=revisions[i][1], revision_error=revisions[i][2],
-                       revision_score=scored.get(i), lessons=lessons[i],
-                       llm_call_ids=[crit_res[j].request_key, rev_res[j].request_key], accept_by=settings.accept_by,
-                       draft_overall=overall.get((i, "draft")), revision_overall=overall.get((i, "revision")))
+                       revision=text, revision_status=status, revision_error=error, revision_score=score,
+                       lessons=lessons[i], llm_call_ids=[crit_res[j].request_key]
+                       + [r.request_key for r in rev_res[j * n:(j + 1) * n]], accept_by=settings.accept_by,
+                       draft_overall=overall.get((i, None)), revision_overall=over, revisions_sampled=n)
             rounds.append(rd)
             c.advance(rd.round, rd.revision, rd.accepted)
     return rounds

@@ -45,6 +45,8 @@ class ReflectionsConfig(dg.Config):
     accept_by: Literal["criteria", "overall", "both"] = Field(
         default="criteria", description="a revision replaces its draft when this rises: the criteria total, the "
         "judge's P(是) with all criteria in one prompt (overall), or both (agents/reflection.py)")
+    revisions: int = Field(default=1, ge=1, le=16, description="revisions the policy samples per chain and round; the "
+                           "best by the acceptance score is the round's (agents/reflection.py)")
     use_judge_model: bool = Field(default=True, description="score with the newest trained judge (local backends)")
     writer_model: str | None = Field(default=None, description="drafts and revises: default the newest SFT model "
                                      "(local backends), else the llm resource's model")
@@ -72,7 +74,8 @@ def _row(rd: rf.Round, criteria_version: str, models: tuple[str, str, str], memo
         accepted=rd.accepted, memory_ids=[m.memory_id for m in rd.lessons],
         memory_version=memory_version if rd.lessons else None, criteria_version=criteria_version,
         writer_model=models[0], critic_model=models[1], judge_model=models[2], agent_version=rf.AGENT_VERSION, llm_call_ids=rd.llm_call_ids,
-        accept_by=rd.accept_by, draft_overall=rd.draft_overall, revision_overall=rd.revision_overall)
+        accept_by=rd.accept_by, draft_overall=rd.draft_overall, revision_overall=rd.revision_overall,
+        revisions_sampled=rd.revisions_sampled)
 
 
 def round_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,7 +104,8 @@ def round_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
           "(the newest SFT model; `writer_model`) drafts; then per round the draft is scored against the current "
           "criteria (the judge's P(是) per criterion), critiqued on its weakest criteria by the llm resource's model "
           "(or — when that answer is not usable Chinese — by the criteria's level-5 rubric, `critique_source = "
-          "scores`), and revised by the policy; the revision replaces the draft only when its criteria total is "
+          "scores`), and revised by the policy (`revisions` samples, the best by the acceptance score kept as the "
+          "round's revision); the revision replaces the draft only when its criteria total is "
           "higher. Lessons (accepted revisions of other chains, nearest prompts in the LanceDB `reflection_memory`, "
           "rebuilt from these events after every round) go into the critique and revision prompts. One "
           "`reflections` row per chain and round, committed round by round (a re-run resumes); improvement per "
@@ -118,7 +122,8 @@ def reflections(context: dg.AssetExecutionContext, config: ReflectionsConfig, wa
     models = (writer.model_id, critic.model_id, judge.model_id)
     settings = rf.Settings(critique_tokens=config.critique_tokens, revision_tokens=config.revision_tokens,
                            memory_k=config.memory_k, stop_at=config.stop_at,
-                           revision_temperature=config.revision_temperature, accept_by=config.accept_by)
+                           revision_temperature=config.revision_temperature, accept_by=config.accept_by,
+                           revisions=config.revisions)
     memory = LanceMemory(embedder.get(), vectors.get())
     criteria_by: dict[str, list[crit.Criterion]] = {}
     versions: dict[str, str] = {}

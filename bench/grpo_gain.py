@@ -20,9 +20,9 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   trend, one scale; repetition penalty, its length trend removed too); ``--raw-rewards`` turns the
   shaping off (suffix ``_raw``). Defaults: 60 steps, lr 5e-6, β 0.04, rollouts at T 0.7;
   ``--tag T`` gives a variant's GRPO stages their own artifacts (grpo_rm_T, ...), so variants coexist.
-  reflect_eval  MRPO's inference mode on the held-out test prompts (the first --eval-prompts): SFT drafts
-             (greedy), --reflect-rounds rounds of critique (SFT) and revision (SFT, sampled), a revision kept only
-             when the judge's criteria total rises; the independent evaluator scores the text after every round:
+  reflect_eval  MRPO's inference mode on the held-out test prompts (the first --eval-prompts): drafts (greedy)
+             by --reflect-writer (SFT), --reflect-rounds rounds of critique and revision by the same model
+             (--reflect-revisions sampled, the best kept), a revision kept only when the judge's criteria total rises; the independent evaluator scores the text after every round:
              gain over the draft and over the previous round ± SE, the part length explains, win rate; also
              every revision as written (kept or not). No memory (LanceDB is not on the GPU machine).
   eval       base, SFT and each GRPO policy in --work (every complete grpo_* artifact) write one greeting per held-out test prompt (greedy); the
@@ -121,6 +121,10 @@ def main() -> int:
     p.add_argument("--reflect-rounds", type=int, default=3, help="reflect_eval: rounds per held-out prompt")
     p.add_argument("--reflect-accept-by", choices=("criteria", "overall", "both"), default="criteria",
                    help="memory, reflect_eval: what must rise for a revision to be kept (agents.reflection.Settings)")
+    p.add_argument("--reflect-revisions", type=int, default=1,
+                   help="memory, reflect_eval: revisions sampled per chain and round, the best kept (Settings.revisions)")
+    p.add_argument("--reflect-writer", default="sft",
+                   help="reflect_eval: the artifact under --work that drafts, critiques and revises (sft, grpo_judge_T…)")
     p.add_argument("--cold-start-steps", type=int, default=0,
                    help="MRPO: SFT steps on the memory before GRPO (0: replay only, as the mrpo_policy asset)")
     p.add_argument("--cold-start-lr", type=float, default=1e-5)
@@ -174,9 +178,10 @@ def main() -> int:
     return 0
 
 
-def _reflect(work: Path, prompts: list[str], rounds: int, accept_by: str = "criteria") -> tuple[list, list]:
-    """SFT drafts (greedy) for ``prompts``, then ``rounds`` rounds of reflection (critic and writer: SFT;
-    criteria: the initial S_D scored by the judge; no memory); returns (chains, round events)."""
+def _reflect(work: Path, prompts: list[str], rounds: int, accept_by: str = "criteria", revisions: int = 1,
+             writer_dir: str = "sft") -> tuple[list, list]:
+    """Drafts (greedy) for ``prompts`` by ``writer_dir``, then ``rounds`` rounds of reflection (critic and writer: the
+    same model; criteria: the initial S_D scored by the judge; no memory); returns (chains, round events)."""
     from agents import criteria as crit
     from agents import policy
     from agents import reflection as rf
@@ -185,9 +190,9 @@ def _reflect(work: Path, prompts: list[str], rounds: int, accept_by: str = "crit
     from resources.llm.runtime import LLMRuntime
     from resources.llm.types import ChatRequest, Sampling
 
-    writer = LLMRuntime(LocalBackend(str(work / "sft"), batch_size=64, progress=False))
+    writer = LLMRuntime(LocalBackend(str(work / writer_dir), batch_size=64, progress=False))
     judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))
-    settings = rf.Settings(accept_by=accept_by)
+    settings = rf.Settings(accept_by=accept_by, revisions=revisions)
     # drafts get the revisions' budget: a cut-off draft is not a fair round 0
     draft = Sampling(temperature=0.0, max_new_tokens=settings.revision_tokens)
     drafts = writer.chat([ChatRequest(messages=policy.messages(p), sampling=draft) for p in prompts])
@@ -204,7 +209,7 @@ def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
     from training.data import read_jsonl
 
     prompts = [x["prompt"] for x in read_jsonl(f["grpo"], ("prompt",))][: a.memory_prompts]
-    chains, rounds = _reflect(work, prompts, a.memory_rounds, a.reflect_accept_by)
+    chains, rounds = _reflect(work, prompts, a.memory_rounds, a.reflect_accept_by, a.reflect_revisions)
     kept = [{"prompt": r.prompt, "response": r.revision} for r in rounds if r.accepted]
     write_jsonl(work / "memory.jsonl", kept)
     by_round = {}
@@ -224,7 +229,8 @@ def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
     from training.scoring import RewardScorer
 
     prompts = [x["prompt"] for x in read_jsonl(f["test"], ("prompt",))][: a.eval_prompts]
-    chains, rounds = _reflect(work, prompts, a.reflect_rounds, a.reflect_accept_by)
+    chains, rounds = _reflect(work, prompts, a.reflect_rounds, a.reflect_accept_by, a.reflect_revisions,
+                              a.reflect_writer)
     ids = [c.chain_id for c in chains]
     ps = [c.prompt for c in chains]
     texts = [{c.chain_id: c.draft for c in chains}]  # the text after round r (kept revisions replace it)
@@ -240,7 +246,8 @@ def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
     evaluator = RewardScorer(str(work / "evaluator"))
     score = [evaluator.score(ps, [t[i] for i in ids]) for t in texts]
     lens = [[len(t[i]) for i in ids] for t in texts]
-    rows, out = [], {"n": len(ids), "accept_by": a.reflect_accept_by, "rounds": []}
+    rows, out = [], {"n": len(ids), "accept_by": a.reflect_accept_by, "revisions": a.reflect_revisions,
+                     "writer": a.reflect_writer, "rounds": []}
     for r, t in enumerate(texts):
         ev = [e for e in rounds if e.round == r]
         m, se = mean_se(score[r])

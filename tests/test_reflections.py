@@ -132,12 +132,13 @@ def test_a_revision_the_overall_judgement_scores_lower_is_not_kept_when_acceptan
     assert all(r["revision_overall"] < r["draft_overall"] and not r["accepted"] for r in rows)  # ... the overall fell
 
 
-def test_chain_ids_under_the_default_acceptance_are_the_ids_from_before_it_was_a_setting():
+def test_chain_ids_under_the_default_settings_are_the_ids_from_before_they_were_settings():
     models = ("writer", "critic", "judge")
-    before = {k: v for k, v in rf.Settings().__dict__.items() if k != "accept_by"}
+    before = {k: v for k, v in rf.Settings().__dict__.items() if k not in ("accept_by", "revisions")}
     old_id = content_id("reflection-chain", rf.AGENT_VERSION, "greeting", "题", "稿", *models, "v1", before)
     assert rf.chain_id("greeting", "题", "稿", models, "v1", rf.Settings()) == old_id  # a resumed run finds its rounds
     assert rf.chain_id("greeting", "题", "稿", models, "v1", rf.Settings(accept_by="both")) != old_id
+    assert rf.chain_id("greeting", "题", "稿", models, "v1", rf.Settings(revisions=4)) != old_id
 
 
 def test_weakest_criteria_and_revision_cleaning():
@@ -157,3 +158,33 @@ def test_weakest_criteria_and_revision_cleaning():
     assert rf.critique_problem("你的修改意见：加细节", draft).startswith("echoes")
     assert rf.critique_problem("加一个具体的细节。再写一句。加一个具体的细节。", draft).startswith("repeats")
     assert rf.critique_problem("写出店里最有特色的一道菜，让祝福更具体。", draft) is None
+
+
+class OneOfThreeRevisionsHelps(ScriptedReflect):
+    """Only the third revision sampled per round adds the rewarded detail; the other two are plain rewrites."""
+
+    def generate(self, requests):
+        out = []
+        for r in requests:
+            if r.schema_name is None and "作者" in (r.messages[0]["content"] if len(r.messages) > 1 else ""):
+                self.calls += 1
+                draft = r.messages[-1]["content"].split("【初稿】")[1].split("\n")[0]
+                text = {"-1": "祝你身体健康，心想事成。", "-2": f"{DETAIL}的饭菜最香，{draft}"}.get(
+                    r.item[-2:], "祝你万事如意，天天开心。")
+                out.append(Generation(text=text, tokens_in=5, tokens_out=5))
+            else:
+                out += super().generate([r])
+        return out
+
+
+def test_the_best_of_several_revisions_is_the_rounds_revision_and_every_sample_is_a_recorded_call(
+        zhufu_home, monkeypatch):
+    run, wh = scripted_runner(monkeypatch, OneOfThreeRevisionsHelps(), ASSETS)
+    run(["scenario_samples", "seed_preference_pairs", "human_labels", "criteria"])
+    run(["reflections"], {"reflections": {**_config(1)["reflections"], "revisions": 3}})
+    rows = wh.sql("SELECT * FROM reflections_latest").to_dicts()
+    assert len(rows) == 6 and all(r["revisions_sampled"] == 3 for r in rows)
+    assert all(DETAIL in r["revision"] and r["accepted"] for r in rows)  # the sample the judge scores highest
+    assert all(len(r["llm_call_ids"]) == 1 + 3 for r in rows)  # the critique and all three revisions
+    logged = set(wh.sql("SELECT request_key FROM llm_calls_latest")["request_key"])
+    assert all(set(r["llm_call_ids"]) <= logged for r in rows)

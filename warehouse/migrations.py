@@ -210,6 +210,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               "supersedes from integer columns alone", _projection_integer(KEY_LO, KEY_LO_SQL)),
     Migration(20, "<table>_ids: every table's event ids as integers, so a commit drops events already stored without "
               "reading every id string", lambda con: [con.execute(id_index_sql(m)) for m in EVENT_MODELS]),
+    Migration(21, "reflections: how many revisions a round sampled (its revision is the best of them)",
+              _add_projected_columns(ReflectionRow, ("revisions_sampled",))),
 )
 
 LEDGER_SQL = (

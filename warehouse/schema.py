@@ -478,6 +478,8 @@ class ReflectionRow(Event):
                                   "| both; NULL in rows from before migration 18 (criteria)")
     draft_overall: float | None = Field(default=None, description="the judge's P(是) for the draft, all criteria at once")
     revision_overall: float | None = None
+    revisions_sampled: int | None = Field(default=None, description="revisions sampled this round; `revision` is the "
+                                          "best by the acceptance score (NULL in rows from before migration 21: one)")
 
 
 # ---------------------------------------------------------------- training and bookkeeping

@@ -5,9 +5,9 @@
 
 Commits ``--commits`` more batches of ``verdicts`` (the scale bench's mix: ``--batch`` rows, ``--corrections``
 of them re-judging earlier candidates) through ``Warehouse.append`` on the warehouse at ``--home``, with every
-statement of ``warehouse.store`` timed (opening the connection included), and prints one line per distinct
-statement: mean ms per commit, calls, share of the commit. The first commit is left out (cold caches). It adds
-rows: profile a copy, not a warehouse you keep.
+statement of ``warehouse.store`` timed, and prints one line per distinct statement: mean ms per commit, calls,
+share of the commit. The first commit is left out (cold caches, and the write connection's opening, which later
+commits reuse). It adds rows: profile a copy, not a warehouse you keep.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-import warehouse.store as store
+import warehouse.writer as writer
 from bench.warehouse_scale import _verdicts
 from warehouse import Warehouse, WarehouseConfig
 
@@ -45,9 +45,9 @@ class _TimedConnection:
 
 @contextmanager
 def timed_statements() -> Iterator[dict[str, list[float]]]:
-    """While open, every connection ``warehouse.store`` opens is timed statement by statement."""
+    """While open, the write connection a Warehouse opens is timed statement by statement."""
     times: dict[str, list[float]] = collections.defaultdict(list)
-    real: Callable[..., Any] = store.open_connection
+    real: Callable[..., Any] = writer.open_connection
 
     def opener(*args: Any, **kwargs: Any) -> _TimedConnection:
         start = time.perf_counter()
@@ -55,11 +55,11 @@ def timed_statements() -> Iterator[dict[str, list[float]]]:
         times["<open the write connection>"].append((time.perf_counter() - start) * 1000)
         return _TimedConnection(con, times)
 
-    store.open_connection = opener
+    writer.open_connection = opener
     try:
         yield times
     finally:
-        store.open_connection = real
+        writer.open_connection = real
 
 
 def profile(home: str, commits: int, batch: int, corrections: float, first: int) -> tuple[list[dict], list[float]]:

@@ -40,6 +40,7 @@ from warehouse.schema import (
     projection_table,
     table_columns,
 )
+from warehouse.writer import WriterSlot
 
 _ARROW_TYPES = {
     "VARCHAR": pa.string(),
@@ -190,16 +191,19 @@ class WriteBatch:
 
 class Warehouse:
     """Handle on one DuckLake warehouse. Cheap to create; reads go through connections cached for
-    the life of the handle (:class:`~warehouse.readers.ReaderPool`), writes open their own."""
+    the life of the handle (:class:`~warehouse.readers.ReaderPool`), commits through one write
+    connection it keeps (:class:`~warehouse.writer.WriterSlot`)."""
 
     def __init__(self, config: WarehouseConfig | None = None):
         self.config = config or WarehouseConfig.from_env()
         self._migrated = False
         self.readers = ReaderPool(self.config)
+        self.writer = WriterSlot(self.config)
 
     def close(self) -> None:
-        """Close the cached read connections (a later read opens new ones)."""
+        """Close the cached connections (a later read or commit opens new ones)."""
         self.readers.close()
+        self.writer.close()
 
     def __enter__(self) -> Warehouse:
         return self
@@ -313,18 +317,14 @@ class Warehouse:
             if table not in MODELS_BY_TABLE:
                 raise WarehouseError(f"unknown table {table!r}")
 
-        with masked_errors(self.config), write_lock(self.config):
-            con = open_connection(self.config)
-            try:
-                results = with_retries(lambda: self._commit_once(con, wb, rows_by_table, token))
-                snapshot_id = con.execute(
-                    f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() "
-                    "WHERE json_extract_string(commit_extra_info, '$.write') = ?",
-                    [token],
-                ).fetchone()[0]
-                data_version = self._data_version(con, prov.asset_key, prov.partition_key)
-            finally:
-                con.close()
+        with masked_errors(self.config), write_lock(self.config), self.writer.connection() as con:
+            results = with_retries(lambda: self._commit_once(con, wb, rows_by_table, token))
+            snapshot_id = con.execute(
+                f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() "
+                "WHERE json_extract_string(commit_extra_info, '$.write') = ?",
+                [token],
+            ).fetchall()[0][0]
+            data_version = self._data_version(con, prov.asset_key, prov.partition_key)
         return CommitResult(
             snapshot_id=int(snapshot_id),
             run_id=prov.run_id,
@@ -389,7 +389,7 @@ class Warehouse:
             "AND coalesce(json_extract_string(commit_extra_info, '$.partition_key'), '') = ? "
             "AND CAST(json_extract(commit_extra_info, '$.rows_added_total') AS BIGINT) > 0",
             [asset_key, asset_key, partition_key or ""],
-        ).fetchone()
+        ).fetchall()[0]
         return f"snapshot-{row[0]}" if row and row[0] is not None else "empty"
 
     # ------------------------------------------------------------------ reads

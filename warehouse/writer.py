@@ -1,0 +1,61 @@
+"""The write connection, kept open between commits.
+
+Opening one costs ~160 ms (load the extensions, attach the catalog): a third of a 10k-row commit at 3 M rows
+(bench/RESULTS.md, "Superseded rows found from integer columns"), and most of a call-log checkpoint. DuckLake
+reads the catalog's latest snapshot when a transaction begins, so a connection kept open sees the commits of
+every other process as a new one would (``warehouse.readers`` relies on the same; the four-writer test proves it
+for writers). Between commits no transaction is open, so it holds no lock of an embedded catalog.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+
+from warehouse.config import WarehouseConfig
+from warehouse.connection import open_connection
+
+_ABANDONED: list[object] = []  # connections inherited through fork(): never used nor closed in the child
+
+
+class WriterSlot:
+    """One write connection per process and warehouse handle, used by one commit at a time."""
+
+    def __init__(self, config: WarehouseConfig):
+        self.config = config
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The write connection, for the ``with`` body alone; after an error it is closed, and the next
+        commit opens a new one (whatever state the error left it in is not carried over)."""
+        with self._lock:
+            if os.getpid() != self._pid:
+                _ABANDONED.append(self._con)
+                self._con, self._pid = None, os.getpid()
+            if self._con is None:
+                self._con = open_connection(self.config)
+            try:
+                yield self._con
+            except BaseException:
+                self._close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if os.getpid() == self._pid:
+                self._close()
+
+    def _close(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            try:
+                con.close()
+            except duckdb.Error:
+                pass

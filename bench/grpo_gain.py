@@ -55,6 +55,28 @@ def half(pair: dict) -> int:
     return int(hashlib.blake2b(pair["prompt"].encode() + pair["chosen"].encode(), digest_size=2).hexdigest(), 16) % 2
 
 
+# what each stage reads from --work: a stage whose input is neither complete there nor built earlier in the same run
+# (stages run in the order of main()) stops the run before anything trains, instead of failing at its load
+NEEDS = {"memory": ("sft", "judge"), "grpo_rm": ("sft", "rm"), "grpo_judge": ("sft", "judge"),
+         "grpo_weighted": ("sft", "rm", "judge"), "grpo_mrpo_judge": ("sft", "judge", "memory"),
+         "reflect_eval": ("judge", "evaluator"), "eval": ("sft", "rm", "evaluator", "judge")}
+
+
+def missing_inputs(stages: list[str], work: Path, reflect_writer: str = "sft") -> list[str]:
+    """``stage needs artifact`` for every input of ``stages`` that is neither in ``work`` nor among ``stages``."""
+    def present(name: str) -> bool:
+        if name == "memory":
+            return (work / "memory.jsonl").exists()
+        return artifacts.is_complete(work / name)
+
+    out = []
+    for stage in stages:
+        needs = NEEDS.get(stage, ()) + ((reflect_writer,) if stage == "reflect_eval" else ())
+        out += [f"{stage} needs {work / (n + '.jsonl' if n == 'memory' else n)}" for n in needs
+                if n not in stages and not present(n)]
+    return out
+
+
 def prepare(data: Path, work: Path, judge_variant: str = "pairwise2_len") -> dict[str, Path]:
     import pyarrow.parquet as pq
 
@@ -136,6 +158,8 @@ def main() -> int:
     from training import grpo, judge, rm, sft
 
     work = Path(a.work)
+    if missing := missing_inputs(a.stages, work, a.reflect_writer):
+        p.error("; ".join(missing) + " (add the stage that builds it to --stages, or run it first)")
     f = prepare(Path(a.data), work, a.judge_variant)
     r = Reporter()
     done = artifacts.is_complete

@@ -1,0 +1,21 @@
+"""The GPU bench refuses a run whose stages read an artifact nobody builds, before it trains anything."""
+
+from bench import grpo_gain
+from training import artifacts
+
+
+def _complete(path):
+    path.mkdir(parents=True)
+    (path / artifacts.MANIFEST).write_text("{}")
+
+
+def test_a_stage_whose_input_is_neither_built_nor_requested_is_named(tmp_path):
+    for name in ("sft", "judge", "evaluator"):
+        _complete(tmp_path / name)
+    assert grpo_gain.missing_inputs(["eval"], tmp_path) == [f"eval needs {tmp_path / 'rm'}"]
+    assert grpo_gain.missing_inputs(["rm", "eval"], tmp_path) == []  # built earlier in the same run
+    assert grpo_gain.missing_inputs(["grpo_mrpo_judge"], tmp_path) == [f"grpo_mrpo_judge needs {tmp_path / 'memory.jsonl'}"]
+    (tmp_path / "memory.jsonl").write_text("")
+    assert grpo_gain.missing_inputs(["grpo_mrpo_judge", "reflect_eval"], tmp_path) == []
+    assert grpo_gain.missing_inputs(["reflect_eval"], tmp_path, reflect_writer="grpo_judge_s0") == [
+        f"reflect_eval needs {tmp_path / 'grpo_judge_s0'}"]

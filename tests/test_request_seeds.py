@@ -18,6 +18,9 @@ def test_reflection_revisions_of_one_round_do_not_share_a_seed():
     seeds = [settings.revision_sampling(1, f"c{i}").seed for i in range(50)]
     assert len(set(seeds)) == 50
     assert settings.revision_sampling(1, "c0").seed != settings.revision_sampling(2, "c0").seed
+    # the samples of one chain and round (Settings.revisions) too; the first keeps the seed it had before
+    per_sample = [settings.revision_sampling(1, "c0", k).seed for k in range(4)]
+    assert len(set(per_sample)) == 4 and per_sample[0] == request_seed(1, "c0")
 
 
 def test_candidates_of_different_prompts_do_not_share_a_seed():

@@ -59,3 +59,10 @@ def test_a_failed_commit_drops_the_connection_and_the_next_opens_a_new_one(wh, o
     monkeypatch.setattr(Warehouse, "_commit_once", real)
     assert wh.append(_prompts("春节", "清明")).tables["prompts"].added == 1
     assert len(opened) == 2 and wh.count("prompts") == 2
+
+
+def test_a_kept_connection_that_went_stale_is_replaced_before_the_commit(wh, opened):
+    wh.append(_prompts("立春"))
+    wh.writer._con.close()  # as a catalog server that dropped an idle connection would leave it
+    assert wh.append(_prompts("雨水")).tables["prompts"].added == 1
+    assert len(opened) == 2 and wh.count("prompts") == 2

@@ -4,7 +4,8 @@ Opening one costs ~160 ms (load the extensions, attach the catalog): a third of 
 (bench/RESULTS.md, "Superseded rows found from integer columns"), and most of a call-log checkpoint. DuckLake
 reads the catalog's latest snapshot when a transaction begins, so a connection kept open sees the commits of
 every other process as a new one would (``warehouse.readers`` relies on the same; the four-writer test proves it
-for writers). Between commits no transaction is open, so it holds no lock of an embedded catalog.
+for writers). Between commits no transaction is open, so it holds no lock of an embedded catalog; before each
+commit one catalog read checks that it still reaches the catalog, else a new one is opened.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 import duckdb
 
 from warehouse.config import WarehouseConfig
-from warehouse.connection import open_connection
+from warehouse.connection import CATALOG, open_connection
 
 _ABANDONED: list[object] = []  # connections inherited through fork(): never used nor closed in the child
 
@@ -39,6 +40,8 @@ class WriterSlot:
             if os.getpid() != self._pid:
                 _ABANDONED.append(self._con)
                 self._con, self._pid = None, os.getpid()
+            if self._con is not None and not self._alive(self._con):
+                self._close()  # gone stale (a PostgreSQL catalog's server closed it, …): open a new one
             if self._con is None:
                 self._con = open_connection(self.config)
             try:
@@ -46,6 +49,15 @@ class WriterSlot:
             except BaseException:
                 self._close()
                 raise
+
+    @staticmethod
+    def _alive(con: duckdb.DuckDBPyConnection) -> bool:
+        """Whether a kept connection still reaches the catalog (one cheap catalog read, ~1 ms)."""
+        try:
+            con.execute(f"SELECT id FROM ducklake_current_snapshot('{CATALOG}')").fetchall()
+            return True
+        except duckdb.Error:
+            return False
 
     def close(self) -> None:
         with self._lock:

@@ -24,7 +24,8 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
              by --reflect-writer (SFT), --reflect-rounds rounds of critique and revision by the same model
              (--reflect-revisions sampled, the best kept), a revision kept only when the judge's criteria total rises; the independent evaluator scores the text after every round:
              gain over the draft and over the previous round ± SE, the part length explains, win rate; also
-             every revision as written (kept or not). No memory (LanceDB is not on the GPU machine).
+             every revision as written (kept or not), and how its gain by the acceptance test (criteria total,
+             overall P(是)) agrees with its evaluator gain (r, sign). No memory (LanceDB is not on the GPU machine).
   eval       base, SFT and each GRPO policy in --work (every complete grpo_* artifact) write one greeting per held-out test prompt (greedy); the
              evaluator, the training RM and the judge score them; each policy against SFT prompt by
              prompt: gain ± SE, the part the length change explains, win rate (95% interval), on
@@ -38,8 +39,10 @@ import argparse
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from tabulate import tabulate
 
 from bench.paper_data import pairs as read_pairs
@@ -246,6 +249,14 @@ def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
         for k, v in by_round.items()}}}))
 
 
+def agreement(test_gain: Sequence[float], evaluator_gain: Sequence[float]) -> dict[str, float]:
+    """How a revision's gain by the acceptance test relates to its gain by the independent evaluator: Pearson r, and
+    the share of revisions both call better or both call worse."""
+    x, y = np.asarray(test_gain, dtype=float), np.asarray(evaluator_gain, dtype=float)
+    r = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
+    return {"n": len(x), "pearson": r, "sign": float(np.mean((x > 0) == (y > 0)))}
+
+
 def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
     """Inference-mode MRPO on held-out prompts, scored round by round by the independent evaluator."""
     from training.data import read_jsonl
@@ -295,6 +306,16 @@ def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
                 cmp["revisions as written"] = c
                 row["revisions as written: gain"] = f"{c['gain']:+.3f}±{c['gain_se'] or 0:.3f}"
                 row["revisions as written: win"] = round(c["win_rate"], 2)
+                # does the test that keeps a revision agree with the evaluator? (the proxy a best-of-N search exploits)
+                event = {e.chain_id: e for e in rounds if e.round == r}
+                ev_gain = [raw[j] - score[r - 1][k] for j, k in enumerate(done)]
+                for name, test in (("criteria", lambda e: e.gain), ("overall", lambda e: e.overall_gain)):
+                    pairs = [(test(event[ids[k]]), g) for k, g in zip(done, ev_gain, strict=True)
+                             if test(event[ids[k]]) is not None]
+                    if len(pairs) > 2:
+                        agree = agreement(*zip(*pairs, strict=True))
+                        cmp[f"{name} gain vs evaluator gain"] = agree
+                        row[f"{name} ~ evaluator: r, sign agreement"] = f"{agree['pearson']:+.2f}, {agree['sign']:.2f}"
         rows.append(row)
         out["rounds"].append({**row, "comparisons": cmp})
     print(tabulate(rows, headers="keys", tablefmt="github"))

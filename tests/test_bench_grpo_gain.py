@@ -19,3 +19,10 @@ def test_a_stage_whose_input_is_neither_built_nor_requested_is_named(tmp_path):
     assert grpo_gain.missing_inputs(["grpo_mrpo_judge", "reflect_eval"], tmp_path) == []
     assert grpo_gain.missing_inputs(["reflect_eval"], tmp_path, reflect_writer="grpo_judge_s0") == [
         f"reflect_eval needs {tmp_path / 'grpo_judge_s0'}"]
+
+
+def test_agreement_of_the_acceptance_test_with_the_evaluator():
+    same = grpo_gain.agreement([0.1, -0.2, 0.3, -0.1], [0.5, -1.0, 1.2, -0.3])
+    assert same["n"] == 4 and same["pearson"] > 0.9 and same["sign"] == 1.0
+    opposite = grpo_gain.agreement([0.1, 0.2, -0.3], [-0.5, -1.0, 0.4])
+    assert opposite["pearson"] < 0 and opposite["sign"] == 0.0

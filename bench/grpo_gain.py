@@ -67,15 +67,13 @@ NEEDS = {"memory": ("sft", "judge"), "grpo_rm": ("sft", "rm"), "grpo_judge": ("s
 
 def missing_inputs(stages: list[str], work: Path, reflect_writer: str = "sft") -> list[str]:
     """``stage needs artifact`` for every input of ``stages`` that is neither in ``work`` nor among ``stages``."""
-    def present(name: str) -> bool:
-        if name == "memory":
-            return (work / "memory.jsonl").exists()
-        return artifacts.is_complete(work / name)
+    def present(name: str) -> bool:  # the memory is a file, every other input an artifact directory
+        return (work / "memory.jsonl").exists() if name == "memory" else artifacts.is_complete(work / name)
 
     out = []
     for stage in stages:
         needs = NEEDS.get(stage, ()) + ((reflect_writer,) if stage == "reflect_eval" else ())
-        out += [f"{stage} needs {work / (n + '.jsonl' if n == 'memory' else n)}" for n in needs
+        out += [f"{stage} needs {work / ('memory.jsonl' if n == 'memory' else n)}" for n in needs
                 if n not in stages and not present(n)]
     return out
 
@@ -310,8 +308,8 @@ def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
                 event = {e.chain_id: e for e in rounds if e.round == r}
                 ev_gain = [raw[j] - score[r - 1][k] for j, k in enumerate(done)]
                 for name, test in (("criteria", lambda e: e.gain), ("overall", lambda e: e.overall_gain)):
-                    pairs = [(test(event[ids[k]]), g) for k, g in zip(done, ev_gain, strict=True)
-                             if test(event[ids[k]]) is not None]
+                    gains = [(test(event[ids[k]]), g) for k, g in zip(done, ev_gain, strict=True)]
+                    pairs = [(t, g) for t, g in gains if t is not None]
                     if len(pairs) > 2:
                         agree = agreement(*zip(*pairs, strict=True))
                         cmp[f"{name} gain vs evaluator gain"] = agree

@@ -65,6 +65,9 @@ VARIANTS = {
     # the default recipe with the pairs length cannot decide (~8% of the paper's) seen 3 / 5 times as often
     "pairwise2_len_m2": Variant(2.0, 1.0, rule_share=0.5, rule_kind="length", matched_repeat=2),
     "pairwise2_len_m4": Variant(2.0, 1.0, rule_share=0.5, rule_kind="length", matched_repeat=4),
+    # the default recipe trained a third epoch, or with the pairwise (Bradley–Terry) term weighted 3x
+    "pairwise3_len": Variant(3.0, 1.0, rule_share=0.5, rule_kind="length"),
+    "pairwise2_len_pw3": Variant(2.0, 3.0, rule_share=0.5, rule_kind="length"),
 }
 
 

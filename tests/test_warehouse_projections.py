@@ -77,7 +77,7 @@ def test_a_correction_with_the_same_timestamp_is_decided_by_the_smaller_id_acros
     assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
 
 
-def _append_as_before_projections(con, table: str, staged) -> int:
+def _append_as_before_projections(con, table: str, staged, index=None) -> tuple[int, None]:
     """The commit of the code before migration 13: id dedup over the id strings, no projection, no id index."""
     con.register("_staged", staged)
     try:
@@ -90,7 +90,7 @@ def _append_as_before_projections(con, table: str, staged) -> int:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _new")
     finally:
         con.unregister("_new")
-    return new.num_rows
+    return new.num_rows, None
 
 
 def test_a_warehouse_from_before_projections_gets_them_built_from_its_history(wh, monkeypatch):

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from warehouse import commit_index
+from warehouse.commit_index import CommitIndex, TableIndex, TableWrites
 from warehouse.config import WarehouseConfig
 from warehouse.connection import CATALOG, masked_errors, open_connection, with_retries, write_lock
 from warehouse.errors import WarehouseError
@@ -77,42 +80,73 @@ def _require_content_hashes(table: str, rows: pa.Table, column: str) -> None:
         raise WarehouseError(f"{table}: an event {column} is not a {KEY_DIGITS}-digit content hash (schema.Event)")
 
 
-def _append_new(con: duckdb.DuckDBPyConnection, table: str, staged: pa.Table) -> int:
-    """Insert the rows of ``staged`` whose id is not stored yet (looked up in ``<table>_ids`` by the id's two
-    integers), record their ids there, and bring the table's current-state projection up to date — all in the
-    caller's transaction; returns the number of rows added."""
+def _append_new(con: duckdb.DuckDBPyConnection, table: str, staged: pa.Table,
+                index: TableIndex | None = None) -> tuple[int, TableWrites | None]:
+    """Insert the rows of ``staged`` whose id is not stored yet, record their ids in ``<table>_ids``, and bring the
+    table's current-state projection up to date — all in the caller's transaction; returns the number of rows
+    added and, with an ``index``, what was written for it. Without one, the stored ids are looked up in SQL by the
+    id's two integers; with one, only the ids whose prefix the index holds are (a re-run, a collision)."""
     _require_content_hashes(table, staged, "id")
+    names = ["_staged"]
     con.register("_staged", staged)
     try:
-        new = con.execute(f"WITH s AS (SELECT *, {ID_HASH_SQL} AS {ID_HASH}, {ID_LO_SQL} AS {ID_LO} FROM _staged) "
-                          f"SELECT s.* FROM s ANTI JOIN {id_index_table(table)} i "
-                          f"ON i.{ID_HASH} = s.{ID_HASH} AND i.{ID_LO} = s.{ID_LO} "
-                          "QUALIFY row_number() OVER (PARTITION BY s.id) = 1").fetch_arrow_table()
+        if index is None:
+            new = con.execute(f"WITH s AS (SELECT *, {ID_HASH_SQL} AS {ID_HASH}, {ID_LO_SQL} AS {ID_LO} FROM _staged) "
+                              f"SELECT s.* FROM s ANTI JOIN {id_index_table(table)} i "
+                              f"ON i.{ID_HASH} = s.{ID_HASH} AND i.{ID_LO} = s.{ID_LO} "
+                              "QUALIFY row_number() OVER (PARTITION BY s.id) = 1").fetch_arrow_table()
+        else:
+            batch = con.execute(f"SELECT *, {ID_HASH_SQL} AS {ID_HASH}, {ID_LO_SQL} AS {ID_LO} FROM _staged "
+                                "QUALIFY row_number() OVER (PARTITION BY id) = 1").fetch_arrow_table()
+            known = index.ids.contains(batch.column(ID_HASH).to_numpy())
+            new = batch.filter(pa.array(~known))
+            if known.any():
+                con.register("_known", batch.filter(pa.array(known)))
+                names.append("_known")
+                unseen = con.execute(f"SELECT k.* FROM _known k ANTI JOIN {id_index_table(table)} i "
+                                     f"ON i.{ID_HASH} = k.{ID_HASH} AND i.{ID_LO} = k.{ID_LO}").fetch_arrow_table()
+                new = pa.concat_tables([new, unseen])
     finally:
-        con.unregister("_staged")
+        for name in names:
+            con.unregister(name)
     if new.num_rows == 0:
-        return 0
+        return 0, None
     con.register("_new", new.drop_columns([ID_HASH, ID_LO]))
     con.register("_new_ids", new.select([ID_HASH, ID_LO]))
     try:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _new")
         con.execute(f"INSERT INTO {id_index_table(table)} BY NAME SELECT * FROM _new_ids")
-        _project(con, table)  # commit() migrates first, so every table has its projection and id index
+        # commit() migrates first, so every table has its projection and id index
+        superseded = _project(con, table, index)
     finally:
         con.unregister("_new")
         con.unregister("_new_ids")
-    return new.num_rows
+    writes = None
+    if index is not None:
+        writes = TableWrites(new_ids=new.column(ID_HASH).to_numpy(),
+                             superseded_keys=superseded.column(KEY_HASH).to_numpy(),
+                             superseded_rowids=superseded.column("rid").to_numpy(), inserted=True)
+    return new.num_rows, writes
 
 
-def _project(con: duckdb.DuckDBPyConnection, table: str) -> None:
+def _touched_from_index(index: TableIndex, newest: pa.Table) -> pa.Table:
+    """The projection rows whose key prefix a batch key has (row id, key, created_at), from the index."""
+    found = index.rows.find(np.unique(newest.column(KEY_HASH).to_numpy()))
+    return pa.table({"rid": found["rowid"], KEY_HASH: found["key"], KEY_LO: found[KEY_LO],
+                     "created_at": pa.array(found["created_us"], pa.timestamp("us", tz="UTC"))})
+
+
+def _project(con: duckdb.DuckDBPyConnection, table: str, index: TableIndex | None = None) -> pa.Table:
     """Replace in ``<table>_current`` every key's row by the newest of the rows in ``_new``, when it is
-    newer (the order of ``schema.NEWEST_PER_KEY``): the read model ``<table>_latest`` reads.
+    newer (the order of ``schema.NEWEST_PER_KEY``): the read model ``<table>_latest`` reads. Returns the
+    superseded rows (row id, key as two integers).
 
     The rows a batch touches are found and judged from the projection's integer columns alone — the key as
     (``key_hash``, ``key_lo``), the timestamp and the row id — never its key or id strings, which cost a
     commit three times as much to read at 1 M rows (bench/RESULTS.md, "Superseded rows found from integer
-    columns"). Only a tie in timestamp reads the stored rows' ids. Those the batch supersedes are deleted by
-    row id — no DELETE at all when it supersedes none (new keys only)."""
+    columns"); with an ``index`` (``warehouse.commit_index``) they are not read at all. Only a tie in
+    timestamp reads the stored rows' ids. Those the batch supersedes are deleted by row id — no DELETE at all
+    when it supersedes none (new keys only)."""
     proj = projection_table(table)
     newest = con.execute(f"SELECT *, {KEY_HASH_SQL} AS {KEY_HASH}, {KEY_LO_SQL} AS {KEY_LO} FROM _new "
                          f"{NEWEST_PER_KEY}").fetch_arrow_table()
@@ -120,8 +154,11 @@ def _project(con: duckdb.DuckDBPyConnection, table: str) -> None:
     con.register("_newest", newest)
     names = ["_newest"]
     try:
-        touched = con.execute(f"SELECT rowid AS rid, {KEY_HASH}, {KEY_LO}, created_at FROM {proj} "
-                              f"WHERE {KEY_HASH} IN (SELECT {KEY_HASH} FROM _newest)").fetch_arrow_table()
+        if index is None:
+            touched = con.execute(f"SELECT rowid AS rid, {KEY_HASH}, {KEY_LO}, created_at FROM {proj} "
+                                  f"WHERE {KEY_HASH} IN (SELECT {KEY_HASH} FROM _newest)").fetch_arrow_table()
+        else:
+            touched = _touched_from_index(index, newest)
         con.register("_touched", touched)
         names.append("_touched")
         matched = con.execute(
@@ -146,6 +183,7 @@ def _project(con: duckdb.DuckDBPyConnection, table: str) -> None:
         con.execute(f"INSERT INTO {proj} BY NAME SELECT n.* FROM _newest n ANTI JOIN "
                     f"(SELECT {KEY_HASH}, {KEY_LO} FROM _matched EXCEPT SELECT {KEY_HASH}, {KEY_LO} FROM _superseded) c "
                     f"ON c.{KEY_HASH} = n.{KEY_HASH} AND c.{KEY_LO} = n.{KEY_LO}")
+        return superseded
     finally:
         for name in names:
             con.unregister(name)
@@ -318,7 +356,9 @@ class Warehouse:
                 raise WarehouseError(f"unknown table {table!r}")
 
         with masked_errors(self.config), write_lock(self.config), self.writer.connection() as con:
-            results = with_retries(lambda: self._commit_once(con, wb, rows_by_table, token))
+            # the commit index is exact only where the lock keeps other commits out until this one lands
+            index = self.writer.index if self.config.lock_dir is not None and commit_index.enabled() else None
+            results = with_retries(lambda: self._commit_once(con, wb, rows_by_table, token, index))
             snapshot_id = con.execute(
                 f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() "
                 "WHERE json_extract_string(commit_extra_info, '$.write') = ?",
@@ -340,21 +380,35 @@ class Warehouse:
         wb: WriteBatch,
         rows_by_table: dict[str, list[dict[str, Any]]],
         token: str,
+        index: CommitIndex | None = None,
     ) -> dict[str, AppendResult]:
         prov = wb.provenance
+        tables = [*rows_by_table, MaterializationRow.TABLE]
+        indexes: dict[str, TableIndex] = {}
+        if index is not None:  # brought to the current snapshot before the transaction (a failed read aborts one)
+            before = index.prepare(con)
+            indexes = {t: ti for t in tables if (ti := index.get(con, t)) is not None}
+        writes: dict[str, TableWrites] = {}
+
+        def append(table: str, rows: pa.Table) -> int:
+            added, w = _append_new(con, table, rows, indexes.get(table))
+            if w is not None:
+                writes[table] = w
+            return added
+
         con.execute("BEGIN")
         try:
             if self.config.lock_dir is None:  # no inter-process lock: a conflict on this row serializes commits
                 con.execute("UPDATE write_token SET n = n + 1")
             results: dict[str, AppendResult] = {}
             for table, rows in rows_by_table.items():
-                added = _append_new(con, table, _arrow_table(table, rows)) if rows else 0
+                added = append(table, _arrow_table(table, rows)) if rows else 0
                 total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 results[table] = AppendResult(table, len(rows), int(added), int(total))
             rows_added = {t: r.added for t, r in results.items()}
             # The materialization itself is an event, so every materialization is a snapshot.
             mat = MaterializationRow(write_token=token, rows_added=rows_added)
-            _append_new(con, mat.TABLE, _arrow_table(mat.TABLE, [mat.row(prov)]))
+            append(mat.TABLE, _arrow_table(mat.TABLE, [mat.row(prov)]))
             partition = f"[{prov.partition_key}]" if prov.partition_key else ""
             message = f"{prov.asset_key}{partition} run {prov.run_id}: +{sum(rows_added.values())} rows"
             extra = {
@@ -371,13 +425,15 @@ class Warehouse:
                 [message, json.dumps(extra, ensure_ascii=False)],
             )
             con.execute("COMMIT")
-            return results
         except BaseException:
             try:
                 con.execute("ROLLBACK")
             except duckdb.Error:
                 pass
             raise
+        if index is not None:
+            index.committed(con, before, writes)
+        return results
 
     @staticmethod
     def _data_version(con: duckdb.DuckDBPyConnection, asset_key: str, partition_key: str | None) -> str:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import duckdb
 
+from warehouse.commit_index import CommitIndex
 from warehouse.config import WarehouseConfig
 from warehouse.connection import CATALOG, open_connection
 
@@ -29,6 +30,7 @@ class WriterSlot:
     def __init__(self, config: WarehouseConfig):
         self.config = config
         self._con: duckdb.DuckDBPyConnection | None = None
+        self.index = CommitIndex()  # what commits know of the tables, valid while this connection is
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -39,7 +41,7 @@ class WriterSlot:
         with self._lock:
             if os.getpid() != self._pid:
                 _ABANDONED.append(self._con)
-                self._con, self._pid = None, os.getpid()
+                self._con, self._pid, self.index = None, os.getpid(), CommitIndex()
             if self._con is not None and not self._alive(self._con):
                 self._close()  # gone stale (a PostgreSQL catalog's server closed it, …): open a new one
             if self._con is None:
@@ -65,6 +67,7 @@ class WriterSlot:
                 self._close()
 
     def _close(self) -> None:
+        self.index = CommitIndex()
         con, self._con = self._con, None
         if con is not None:
             try:

@@ -1,0 +1,239 @@
+"""What a commit must know about a table, kept in memory so that it need not read the table (issue 15).
+
+A commit asks two questions of every table it appends to: which of the batch's event ids are stored already
+(``<table>_ids``), and which rows of the current-state projection (``<table>_current``) the batch's keys touch,
+with their row ids. Answered in SQL, each is a scan of a column of random 60-bit integers that neither compresses
+nor prunes: ~14 ms per million rows each, most of a 10k-row commit at 10 M rows (bench/RESULTS.md, "One write
+connection per handle, and 10 M rows again"). Here they are answered by binary search in sorted arrays of the
+integer prefixes held by the writer (16–32 bytes a row), built once per process and then kept at the catalog's
+snapshot:
+
+- after this writer's own commit, from what it wrote (the ids it added, the rows it superseded, and the row ids
+  DuckLake gave the rows it inserted, read back from that one snapshot's file);
+- after anybody else's (another process, maintenance, a migration), from DuckLake's change feed, then checked
+  against the tables' row counts; any doubt — an error, a count that differs — rebuilds from a full read.
+
+Used only under the inter-process write lock (embedded catalogs), where no commit can land between the refresh
+and the commit. A server catalog without that lock keeps the SQL path (``warehouse.store``).
+An id prefix found here is only a candidate: the exact SQL check decides (a re-run, or a prefix collision).
+
+Off by default (``ZHUFU_COMMIT_INDEX=1`` turns it on): in its first 10 M-row bench run (bench/RESULTS.md, "A commit
+index in memory") the process stopped after its last commit, idle, holding the write lock, with the SQLite
+catalog's journal open — not yet reproduced at 100 k rows nor explained.
+"""
+
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+
+from warehouse.connection import CATALOG
+from warehouse.schema import ID_HASH, KEY_HASH, KEY_LO, id_index_table, projection_table
+
+ENV = "ZHUFU_COMMIT_INDEX"  # "1" turns it on; off by default until the hang below is understood
+_MAX_RUNS = 8  # sorted runs before the small ones are merged (and into the first when they grow past 1/4 of it)
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "0") == "1"
+
+
+@dataclass
+class SortedRuns:
+    """int64 keys with int64 payload columns, as a few runs each sorted by key; deletions mark entries dead."""
+
+    payload: tuple[str, ...] = ()
+    runs: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(sum(int((~r["dead"]).sum()) for r in self.runs))
+
+    def add(self, key: np.ndarray, **cols: np.ndarray) -> None:
+        if len(key) == 0:
+            return
+        order = np.argsort(key, kind="stable")
+        run = {"key": np.asarray(key, dtype=np.int64)[order], "dead": np.zeros(len(key), dtype=bool)}
+        run.update({c: np.asarray(cols[c], dtype=np.int64)[order] for c in self.payload})
+        self.runs.append(run)
+        if len(self.runs) > _MAX_RUNS:
+            small = self._merge(self.runs[1:])
+            self.runs = [self.runs[0], small]
+            if len(small["key"]) * 4 > len(self.runs[0]["key"]):
+                self.runs = [self._merge(self.runs)]
+
+    def _merge(self, runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        live = [~r["dead"] for r in runs]
+        key = np.concatenate([r["key"][m] for r, m in zip(runs, live, strict=True)])
+        order = np.argsort(key, kind="stable")  # timsort: runs already sorted merge in linear time
+        out = {"key": key[order], "dead": np.zeros(len(key), dtype=bool)}
+        for c in self.payload:
+            out[c] = np.concatenate([r[c][m] for r, m in zip(runs, live, strict=True)])[order]
+        return out
+
+    def _ranges(self, run: dict[str, np.ndarray], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.searchsorted(run["key"], keys, "left"), np.searchsorted(run["key"], keys, "right")
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Per key: whether a live entry has it."""
+        found = np.zeros(len(keys), dtype=bool)
+        for run in self.runs:
+            lo, hi = self._ranges(run, keys)
+            for i in np.flatnonzero(hi > lo):
+                found[i] |= bool((~run["dead"][lo[i]:hi[i]]).any())
+        return found
+
+    def find(self, keys: np.ndarray) -> dict[str, np.ndarray]:
+        """The live entries whose key is in ``keys``: key and payload columns."""
+        cols: dict[str, list[np.ndarray]] = {c: [] for c in ("key", *self.payload)}
+        for run in self.runs:
+            lo, hi = self._ranges(run, keys)
+            hit = hi > lo
+            if not hit.any():
+                continue
+            pos = np.concatenate([np.arange(a, b) for a, b in zip(lo[hit], hi[hit], strict=True)])
+            pos = pos[~run["dead"][pos]]
+            for c in cols:
+                cols[c].append(run[c][pos])
+        return {c: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64)) for c, v in cols.items()}
+
+    def delete(self, keys: np.ndarray, rowids: np.ndarray) -> None:
+        """Mark dead the live entries with these (key, rowid) pairs; payload column ``rowid`` required."""
+        for run in self.runs:
+            lo, hi = self._ranges(run, keys)
+            for i in np.flatnonzero(hi > lo):
+                span = np.arange(lo[i], hi[i])
+                run["dead"][span[run["rowid"][span] == rowids[i]]] = True
+
+
+@dataclass
+class TableIndex:
+    """One table's stored id prefixes and its projection's rows (key prefix → key low part, row id, created_at
+    in µs), exact at ``snapshot``."""
+
+    table: str
+    snapshot: int
+    ids: SortedRuns
+    rows: SortedRuns
+
+
+def _snapshot(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute(f"SELECT id FROM ducklake_current_snapshot('{CATALOG}')").fetchall()[0][0])
+
+
+def _numpy(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in con.execute(sql).fetchnumpy().items()}
+
+
+_ROW_COLUMNS = f"rowid, {KEY_HASH}, {KEY_LO}, epoch_us(created_at) AS created_us"
+
+
+class CommitIndex:
+    """The per-handle indexes of the tables this writer commits to (``WriterSlot`` owns one per connection)."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, TableIndex] = {}
+        self._now = -1
+        self.rebuilds = 0  # full reads, for tests and benches
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Read the catalog's current snapshot, at which ``get`` answers (outside a transaction, under the lock)."""
+        self._now = _snapshot(con)
+        return self._now
+
+    def get(self, con: duckdb.DuckDBPyConnection, table: str) -> TableIndex | None:
+        """The table's index at the snapshot ``prepare`` read: kept, caught up, or rebuilt; None where the table
+        has no id index or projection to read (a warehouse mid-migration: the SQL path answers)."""
+        now = self._now
+        ti = self.tables.get(table)
+        if ti is not None and ti.snapshot != now:
+            try:
+                self._catch_up(con, ti, now)
+                ok = self._counts_match(con, ti)
+            except duckdb.Error:
+                ok = False
+            if not ok:
+                ti = None
+        if ti is None:
+            try:
+                ti = self._build(con, table, now)
+            except duckdb.CatalogException:
+                self.tables.pop(table, None)
+                return None
+        self.tables[table] = ti
+        return ti
+
+    def _build(self, con: duckdb.DuckDBPyConnection, table: str, snapshot: int) -> TableIndex:
+        self.rebuilds += 1
+        at = f"AT (VERSION => {snapshot})"
+        ids = SortedRuns()
+        ids.add(_numpy(con, f"SELECT {ID_HASH} FROM {id_index_table(table)} {at}")[ID_HASH])
+        rows = SortedRuns(payload=(KEY_LO, "rowid", "created_us"))
+        r = _numpy(con, f"SELECT {_ROW_COLUMNS} FROM {projection_table(table)} {at}")
+        rows.add(r[KEY_HASH], **{c: r[c] for c in rows.payload})
+        return TableIndex(table, snapshot, ids, rows)
+
+    def _catch_up(self, con: duckdb.DuckDBPyConnection, ti: TableIndex, now: int) -> None:
+        """Apply the commits after ``ti.snapshot`` from DuckLake's change feed."""
+        start = ti.snapshot + 1
+        new_ids = _numpy(con, f"SELECT {ID_HASH} FROM ducklake_table_insertions('{CATALOG}', 'main', "
+                              f"'{id_index_table(ti.table)}', {start}, {now})")[ID_HASH]
+        ch = _numpy(con, f"SELECT change_type, {_ROW_COLUMNS} FROM ducklake_table_changes('{CATALOG}', 'main', "
+                         f"'{projection_table(ti.table)}', {start}, {now})")
+        kind = ch["change_type"].astype(str) if len(ch["change_type"]) else np.zeros(0, dtype=str)
+        if not set(kind) <= {"insert", "delete"}:
+            raise duckdb.Error(f"unexpected change types {set(kind)}")
+        ins, dele = kind == "insert", kind == "delete"
+        gone = np.isin(ch["rowid"][ins], ch["rowid"][dele])  # inserted and deleted within the range
+        born = np.isin(ch["rowid"][dele], ch["rowid"][ins])
+        ti.rows.delete(ch[KEY_HASH][dele][~born], ch["rowid"][dele][~born])
+        keep = np.flatnonzero(ins)[~gone]
+        ti.rows.add(ch[KEY_HASH][keep], **{c: ch[c][keep] for c in ti.rows.payload})
+        ti.ids.add(new_ids)
+        ti.snapshot = now
+
+    @staticmethod
+    def _counts_match(con: duckdb.DuckDBPyConnection, ti: TableIndex) -> bool:
+        at = f"AT (VERSION => {ti.snapshot})"
+        n_ids = con.execute(f"SELECT count(*) FROM {id_index_table(ti.table)} {at}").fetchall()[0][0]
+        n_rows = con.execute(f"SELECT count(*) FROM {projection_table(ti.table)} {at}").fetchall()[0][0]
+        return n_ids == len(ti.ids) and n_rows == len(ti.rows)
+
+    def committed(self, con: duckdb.DuckDBPyConnection, before: int, writes: dict[str, TableWrites]) -> None:
+        """After this writer's commit: apply what it wrote if its snapshot directly follows ``before`` (else the
+        next ``get`` reads the change feed). Never raises: the commit has landed; on any error the index is
+        dropped and rebuilt when next needed."""
+        try:
+            now = _snapshot(con)
+            if now != before + 1:
+                return
+            for table, ti in self.tables.items():
+                if ti.snapshot != before:
+                    continue
+                w = writes.get(table)
+                if w is not None:
+                    ti.ids.add(w.new_ids)
+                    ti.rows.delete(w.superseded_keys, w.superseded_rowids)
+                    if w.inserted:  # the row ids DuckLake gave the projection's new rows, from this snapshot's file
+                        r = _numpy(con, f"SELECT {_ROW_COLUMNS} FROM ducklake_table_insertions('{CATALOG}', 'main', "
+                                        f"'{projection_table(table)}', {now}, {now})")
+                        ti.rows.add(r[KEY_HASH], **{c: r[c] for c in ti.rows.payload})
+                ti.snapshot = now
+        except Exception:  # noqa: BLE001 — an index in doubt is rebuilt, never trusted
+            self.forget()
+
+    def forget(self) -> None:
+        self.tables.clear()
+
+
+@dataclass
+class TableWrites:
+    """What one commit wrote to a table, for ``CommitIndex.committed``."""
+
+    new_ids: np.ndarray
+    superseded_keys: np.ndarray
+    superseded_rowids: np.ndarray
+    inserted: bool

@@ -34,7 +34,7 @@ import numpy as np
 from warehouse.connection import CATALOG
 from warehouse.schema import ID_HASH, KEY_HASH, KEY_LO, id_index_table, projection_table
 
-ENV = "ZHUFU_COMMIT_INDEX"  # "1" turns it on; off by default until the hang below is understood
+ENV = "ZHUFU_COMMIT_INDEX"  # "1" turns it on; off by default until the hang the module docstring names is understood
 _MAX_RUNS = 8  # sorted runs before the small ones are merged (and into the first when they grow past 1/4 of it)
 
 
@@ -131,23 +131,26 @@ def _numpy(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
 _ROW_COLUMNS = f"rowid, {KEY_HASH}, {KEY_LO}, epoch_us(created_at) AS created_us"
 
 
+def _add_rows(rows: SortedRuns, r: dict[str, np.ndarray], where: np.ndarray | slice = slice(None)) -> None:
+    """Add projection rows read with ``_ROW_COLUMNS`` (those at ``where``)."""
+    rows.add(r[KEY_HASH][where], **{c: r[c][where] for c in rows.payload})
+
+
 class CommitIndex:
     """The per-handle indexes of the tables this writer commits to (``WriterSlot`` owns one per connection)."""
 
     def __init__(self) -> None:
         self.tables: dict[str, TableIndex] = {}
-        self._now = -1
         self.rebuilds = 0  # full reads, for tests and benches
 
-    def prepare(self, con: duckdb.DuckDBPyConnection) -> int:
-        """Read the catalog's current snapshot, at which ``get`` answers (outside a transaction, under the lock)."""
-        self._now = _snapshot(con)
-        return self._now
+    @staticmethod
+    def snapshot(con: duckdb.DuckDBPyConnection) -> int:
+        """The catalog's current snapshot, at which ``get`` is asked (outside a transaction, under the lock)."""
+        return _snapshot(con)
 
-    def get(self, con: duckdb.DuckDBPyConnection, table: str) -> TableIndex | None:
-        """The table's index at the snapshot ``prepare`` read: kept, caught up, or rebuilt; None where the table
-        has no id index or projection to read (a warehouse mid-migration: the SQL path answers)."""
-        now = self._now
+    def get(self, con: duckdb.DuckDBPyConnection, table: str, now: int) -> TableIndex | None:
+        """The table's index at snapshot ``now``: kept, caught up, or rebuilt; None where the table has no id
+        index or projection to read (a warehouse mid-migration: the SQL path answers)."""
         ti = self.tables.get(table)
         if ti is not None and ti.snapshot != now:
             try:
@@ -172,8 +175,7 @@ class CommitIndex:
         ids = SortedRuns()
         ids.add(_numpy(con, f"SELECT {ID_HASH} FROM {id_index_table(table)} {at}")[ID_HASH])
         rows = SortedRuns(payload=(KEY_LO, "rowid", "created_us"))
-        r = _numpy(con, f"SELECT {_ROW_COLUMNS} FROM {projection_table(table)} {at}")
-        rows.add(r[KEY_HASH], **{c: r[c] for c in rows.payload})
+        _add_rows(rows, _numpy(con, f"SELECT {_ROW_COLUMNS} FROM {projection_table(table)} {at}"))
         return TableIndex(table, snapshot, ids, rows)
 
     def _catch_up(self, con: duckdb.DuckDBPyConnection, ti: TableIndex, now: int) -> None:
@@ -190,8 +192,7 @@ class CommitIndex:
         gone = np.isin(ch["rowid"][ins], ch["rowid"][dele])  # inserted and deleted within the range
         born = np.isin(ch["rowid"][dele], ch["rowid"][ins])
         ti.rows.delete(ch[KEY_HASH][dele][~born], ch["rowid"][dele][~born])
-        keep = np.flatnonzero(ins)[~gone]
-        ti.rows.add(ch[KEY_HASH][keep], **{c: ch[c][keep] for c in ti.rows.payload})
+        _add_rows(ti.rows, ch, np.flatnonzero(ins)[~gone])
         ti.ids.add(new_ids)
         ti.snapshot = now
 
@@ -217,10 +218,9 @@ class CommitIndex:
                 if w is not None:
                     ti.ids.add(w.new_ids)
                     ti.rows.delete(w.superseded_keys, w.superseded_rowids)
-                    if w.inserted:  # the row ids DuckLake gave the projection's new rows, from this snapshot's file
-                        r = _numpy(con, f"SELECT {_ROW_COLUMNS} FROM ducklake_table_insertions('{CATALOG}', 'main', "
-                                        f"'{projection_table(table)}', {now}, {now})")
-                        ti.rows.add(r[KEY_HASH], **{c: r[c] for c in ti.rows.payload})
+                    # the row ids DuckLake gave the projection's new rows, from this snapshot's file
+                    _add_rows(ti.rows, _numpy(con, f"SELECT {_ROW_COLUMNS} FROM ducklake_table_insertions("
+                                                   f"'{CATALOG}', 'main', '{projection_table(table)}', {now}, {now})"))
                 ti.snapshot = now
         except Exception:  # noqa: BLE001 — an index in doubt is rebuilt, never trusted
             self.forget()
@@ -236,4 +236,3 @@ class TableWrites:
     new_ids: np.ndarray
     superseded_keys: np.ndarray
     superseded_rowids: np.ndarray
-    inserted: bool

@@ -80,6 +80,12 @@ def _require_content_hashes(table: str, rows: pa.Table, column: str) -> None:
         raise WarehouseError(f"{table}: an event {column} is not a {KEY_DIGITS}-digit content hash (schema.Event)")
 
 
+def _anti_join_stored_ids(table: str, alias: str) -> str:
+    """``ANTI JOIN`` of ``alias`` (with the id's two integers) against the ids stored in ``<table>_ids``."""
+    return (f"ANTI JOIN {id_index_table(table)} i "
+            f"ON i.{ID_HASH} = {alias}.{ID_HASH} AND i.{ID_LO} = {alias}.{ID_LO}")
+
+
 def _append_new(con: duckdb.DuckDBPyConnection, table: str, staged: pa.Table,
                 index: TableIndex | None = None) -> tuple[int, TableWrites | None]:
     """Insert the rows of ``staged`` whose id is not stored yet, record their ids in ``<table>_ids``, and bring the
@@ -92,8 +98,7 @@ def _append_new(con: duckdb.DuckDBPyConnection, table: str, staged: pa.Table,
     try:
         if index is None:
             new = con.execute(f"WITH s AS (SELECT *, {ID_HASH_SQL} AS {ID_HASH}, {ID_LO_SQL} AS {ID_LO} FROM _staged) "
-                              f"SELECT s.* FROM s ANTI JOIN {id_index_table(table)} i "
-                              f"ON i.{ID_HASH} = s.{ID_HASH} AND i.{ID_LO} = s.{ID_LO} "
+                              f"SELECT s.* FROM s {_anti_join_stored_ids(table, 's')} "
                               "QUALIFY row_number() OVER (PARTITION BY s.id) = 1").fetch_arrow_table()
         else:
             batch = con.execute(f"SELECT *, {ID_HASH_SQL} AS {ID_HASH}, {ID_LO_SQL} AS {ID_LO} FROM _staged "
@@ -103,8 +108,7 @@ def _append_new(con: duckdb.DuckDBPyConnection, table: str, staged: pa.Table,
             if known.any():
                 con.register("_known", batch.filter(pa.array(known)))
                 names.append("_known")
-                unseen = con.execute(f"SELECT k.* FROM _known k ANTI JOIN {id_index_table(table)} i "
-                                     f"ON i.{ID_HASH} = k.{ID_HASH} AND i.{ID_LO} = k.{ID_LO}").fetch_arrow_table()
+                unseen = con.execute(f"SELECT k.* FROM _known k {_anti_join_stored_ids(table, 'k')}").fetch_arrow_table()
                 new = pa.concat_tables([new, unseen])
     finally:
         for name in names:
@@ -125,7 +129,7 @@ def _append_new(con: duckdb.DuckDBPyConnection, table: str, staged: pa.Table,
     if index is not None:
         writes = TableWrites(new_ids=new.column(ID_HASH).to_numpy(),
                              superseded_keys=superseded.column(KEY_HASH).to_numpy(),
-                             superseded_rowids=superseded.column("rid").to_numpy(), inserted=True)
+                             superseded_rowids=superseded.column("rid").to_numpy())
     return new.num_rows, writes
 
 
@@ -386,8 +390,8 @@ class Warehouse:
         tables = [*rows_by_table, MaterializationRow.TABLE]
         indexes: dict[str, TableIndex] = {}
         if index is not None:  # brought to the current snapshot before the transaction (a failed read aborts one)
-            before = index.prepare(con)
-            indexes = {t: ti for t in tables if (ti := index.get(con, t)) is not None}
+            before = index.snapshot(con)
+            indexes = {t: ti for t in tables if (ti := index.get(con, t, before)) is not None}
         writes: dict[str, TableWrites] = {}
 
         def append(table: str, rows: pa.Table) -> int:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import faulthandler
 import json
 import random
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,6 +34,7 @@ from pathlib import Path
 import duckdb
 from tabulate import tabulate
 
+import warehouse.commit_index as commit_index
 from warehouse import Warehouse, WarehouseConfig
 from warehouse.maintenance import MaintenancePolicy, maintain
 from warehouse.schema import ModelRow, VerdictRow
@@ -86,7 +89,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the maintenance job after every N commits, untimed by the commits (0 = only at the end)")
     parser.add_argument("--home", help="warehouse home (default: a temporary directory, removed at the end)")
     parser.add_argument("--out", help="write the figures as JSON")
+    parser.add_argument("--watchdog", type=float, default=600, help="seconds before stacks are dumped (0: never)")
     args = parser.parse_args(argv)
+
+    def progress(message: str) -> None:
+        print(message, flush=True)
+        if args.watchdog:  # re-armed at every step
+            faulthandler.dump_traceback_later(args.watchdog, repeat=True, file=sys.stderr)
+
+    progress("start")
 
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="zhufu-scale-"))
     wh = Warehouse(WarehouseConfig.embedded(home))
@@ -100,24 +111,27 @@ def main(argv: list[str] | None = None) -> int:
         snapshots.append(wh.append(events, run_id=f"bench-{c}", asset_key="verdicts").snapshot_id)
         commit_s.append(time.perf_counter() - start)
         if c % 10 == 0 or c == commits - 1:
-            print(f"commit {c + 1}/{commits}: {commit_s[-1]:.3f} s", flush=True)
+            progress(f"commit {c + 1}/{commits}: {commit_s[-1]:.3f} s")
         if args.maintain_every and (c + 1) % args.maintain_every == 0 and c < commits - 1:
             start = time.perf_counter()
-            maintain(wh, MaintenancePolicy())
+            phases = maintain(wh, MaintenancePolicy()).seconds
             scheduled_s.append(time.perf_counter() - start)
-            print(f"maintenance after commit {c + 1}: {scheduled_s[-1]:.2f} s", flush=True)
+            progress(f"maintenance after commit {c + 1}: {scheduled_s[-1]:.2f} s {phases}")
     rows = wh.count("verdicts")
     files = f"{wh.config.data_path}main/verdicts/*.parquet"
     anchor = duckdb.connect()
     mid = snapshots[len(snapshots) // 2]
+    progress("reads before maintenance")
     before = _reads(wh, anchor, files, mid, args.repeats)
     # a model trained on the mid snapshot: maintenance must keep that snapshot readable
     wh.append([ModelRow(model_id="bench-model", kind="reward", base="bench", hyperparams={}, metrics={},
                         artifact_path="-", input_snapshots={"verdicts": mid})], asset_key="models")
 
+    progress("final maintenance")
     start = time.perf_counter()
     report = maintain(wh, MaintenancePolicy(snapshot_retention=dt.timedelta(0), file_grace=dt.timedelta(0)))
     maintenance_s = time.perf_counter() - start
+    progress(f"final maintenance: {maintenance_s:.1f} s {report.seconds}")
     # every snapshot expired but the current one and the model's lineage snapshot
     after = _reads(wh, anchor, files, mid, args.repeats)
     verdict_files = int(wh.sql("SELECT count(*) AS n FROM ducklake_list_files('lake', 'verdicts')")["n"][0])
@@ -140,14 +154,16 @@ def main(argv: list[str] | None = None) -> int:
               ["bytes on disk", f"{rb.disk_bytes:,}", f"{ra.disk_bytes:,}"],
               ["live data files (all tables) / verdicts", f"{rb.live_files:,}", f"{ra.live_files:,} / {verdict_files}"],
               ["snapshots", f"{rb.snapshots:,}", f"{ra.snapshots:,}"],
-              ["maintenance s", "", f"{maintenance_s:.1f}"]]
+              ["maintenance s", "", f"{maintenance_s:.1f}"],
+              ["commit index (ZHUFU_COMMIT_INDEX)", "on" if commit_index.enabled() else "off", ""]]
     print(tabulate(table, headers=["", "before maintenance", "after maintenance"], tablefmt="github"))
     if args.out:
         Path(args.out).write_text(json.dumps({
             "rows": rows, "commits": commits, "batch": args.batch, "commit_s": commit_s, "before": before,
             "maintain_every": args.maintain_every, "scheduled_maintenance_s": scheduled_s,
             "after": after, "maintenance": report.as_dict(), "maintenance_s": maintenance_s,
-            "verdict_files_after": verdict_files}, indent=2))
+            "verdict_files_after": verdict_files, "commit_index": commit_index.enabled()}, indent=2))
+    faulthandler.cancel_dump_traceback_later()
     wh.close()
     if not args.home:
         shutil.rmtree(home, ignore_errors=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import warehouse.connection as connection
 import warehouse.readers as readers_module
 from resources import WarehouseResource
 from resources.warehouse import close_warehouses
@@ -84,9 +85,9 @@ def test_a_cached_reader_does_not_block_writers(wh, zhufu_home):
     wh.append(_prompts("国庆"))
     assert wh.count("prompts") == 1 and wh.sql("SELECT * FROM prompts_latest").height == 1
     catalog = sqlite3.connect(zhufu_home / "lake" / "catalog.sqlite", timeout=0.5, isolation_level=None)
-    catalog.execute("BEGIN IMMEDIATE")  # fails with 'database is locked' while any read transaction is open
-    catalog.execute("COMMIT")
+    busy, _, _ = catalog.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()  # busy while a read is open
     catalog.close()
+    assert busy == 0
     _in_another_process(zhufu_home, "wh.append([PromptRow(text='重阳', source='t', source_ref='r', batch='b')])")
     assert wh.count("prompts") == 2
 
@@ -166,3 +167,38 @@ def test_a_forked_child_opens_its_own_connection(wh):
     assert wh.count("prompts") == 1
     assert all(pool._readers[k] is not v for k, v in inherited.items() if k in pool._readers)
     assert readers_module._ABANDONED[-1] == inherited
+
+
+def _journal_mode(catalog: Path) -> bytes:
+    return catalog.read_bytes()[18:20]  # SQLite's file format bytes: 1 = rollback journal, 2 = WAL
+
+
+def test_the_embedded_catalog_is_kept_in_wal_mode(wh, zhufu_home):
+    wh.append(_prompts("春节"))
+    catalog = zhufu_home / "lake" / "catalog.sqlite"
+    assert _journal_mode(catalog) == b"\x02\x02"
+    wh.close()
+    # a catalog from before this mode (rollback journal) is converted when next opened
+    subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                    "c.execute('PRAGMA journal_mode=DELETE'); c.close()", str(catalog)], check=True)
+    assert _journal_mode(catalog) == b"\x01\x01"
+    connection._WAL_CATALOGS.clear()  # this process saw WAL mode; another one opens it next
+    _in_another_process(zhufu_home, "wh.append([PromptRow(text='元宵', source='t', source_ref='r', batch='b')])")
+    assert _journal_mode(catalog) == b"\x02\x02"
+    assert sorted(wh.sql("SELECT text FROM prompts")["text"]) == ["元宵", "春节"]
+
+
+def test_an_open_read_transaction_does_not_hold_up_a_commit(wh):
+    """In SQLite's rollback-journal mode this commit waited 235 s and failed ('database is locked'): a
+    reader's transaction holds a shared lock on the catalog, a commit needs an exclusive one."""
+    wh.append(_prompts("春节"))
+    reader = wh.connect()
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM prompts").fetchall() == [(1,)]
+        wh.append(_prompts("元宵"))
+        assert reader.execute("SELECT count(*) FROM prompts").fetchall() == [(1,)]  # its own snapshot
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    assert wh.count("prompts") == 2

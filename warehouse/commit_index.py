@@ -17,9 +17,10 @@ Used only under the inter-process write lock (embedded catalogs), where no commi
 and the commit. A server catalog without that lock keeps the SQL path (``warehouse.store``).
 An id prefix found here is only a candidate: the exact SQL check decides (a re-run, or a prefix collision).
 
-Off by default (``ZHUFU_COMMIT_INDEX=1`` turns it on): in its first 10 M-row bench run (bench/RESULTS.md, "A commit
-index in memory") the process stopped after its last commit, idle, holding the write lock, with the SQLite
-catalog's journal open — not yet reproduced at 100 k rows nor explained.
+On by default; ``ZHUFU_COMMIT_INDEX=0`` turns it off (the SQL path answers). It was off for a while: its first
+10 M-row bench run seemed to hang after its last commit. That was the maintenance job's file cleanup in SQLite's
+rollback-journal mode, waiting out the busy timeout page by page (``warehouse.connection.ensure_wal``), not this
+index.
 """
 
 
@@ -34,12 +35,12 @@ import numpy as np
 from warehouse.connection import CATALOG
 from warehouse.schema import ID_HASH, KEY_HASH, KEY_LO, id_index_table, projection_table
 
-ENV = "ZHUFU_COMMIT_INDEX"  # "1" turns it on; off by default until the hang the module docstring names is understood
+ENV = "ZHUFU_COMMIT_INDEX"  # "0" turns it off
 _MAX_RUNS = 8  # sorted runs before the small ones are merged (and into the first when they grow past 1/4 of it)
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV, "0") == "1"
+    return os.environ.get(ENV, "1") != "0"
 
 
 @dataclass

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from warehouse.connection import CATALOG, masked_errors, open_connection, with_retries, write_lock
+from warehouse.connection import CATALOG, masked_errors, with_retries, write_lock
 from warehouse.store import Warehouse
 
 _META = f"__ducklake_metadata_{CATALOG}"  # the catalog database DuckLake attaches beside the lake
@@ -68,6 +71,7 @@ class MaintenanceReport:
     expired_snapshots: list[int]
     pinned_snapshots: list[int]  # lineage snapshots older than the retention, kept
     deleted_files: int
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase, in order
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -113,28 +117,43 @@ def maintain(wh: Warehouse, policy: MaintenancePolicy | None = None) -> Maintena
     now = dt.datetime.now(dt.UTC)
     cutoff = now - policy.snapshot_retention
     local = wh.config.is_local()
-    with masked_errors(wh.config), write_lock(wh.config):
-        con = open_connection(wh.config)
-        try:
+    seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        seconds[name] = round(time.perf_counter() - start, 3)
+
+    # The warehouse's own write connection, under the write lock like a commit: a second read-write
+    # connection in the same process is one more holder of the embedded catalog's SQLite locks.
+    with masked_errors(wh.config), write_lock(wh.config), wh.writer.connection() as con:
+        with phase("stats before"):
             before = file_stats(con, wh.config.data_path, local=local)
-            merge = f"CALL ducklake_merge_adjacent_files('{CATALOG}')"
+        merge = f"CALL ducklake_merge_adjacent_files('{CATALOG}')"
+        with phase("merge"):
             with_retries(lambda: con.execute(merge).fetchall())
+        with phase("rewrite deletes"):
             with_retries(lambda: con.execute(f"CALL ducklake_rewrite_data_files('{CATALOG}', delete_threshold => ?)",
                                              [policy.rewrite_delete_threshold]).fetchall())
+        with phase("merge rewritten"):
             with_retries(lambda: con.execute(merge).fetchall())  # the rewritten files with the rest
+        with phase("expire snapshots"):
             pinned = lineage_snapshots(con)
             expired = expirable_snapshots(con, cutoff, pinned)
             if expired:
                 with_retries(lambda: con.execute(
                     f"CALL ducklake_expire_snapshots('{CATALOG}', versions => ?::UBIGINT[])", [expired]).fetchall())
-            grace_cutoff = dt.datetime.now(dt.UTC) - policy.file_grace  # after the merge scheduled its files
-            deleted = _cleanup_old_files(con, grace_cutoff) + _delete_orphaned_files(con, grace_cutoff, local=local)
+        grace_cutoff = dt.datetime.now(dt.UTC) - policy.file_grace  # after the merge scheduled its files
+        with phase("delete old files"):
+            deleted = _cleanup_old_files(con, grace_cutoff)
+        with phase("delete orphaned files"):
+            deleted += _delete_orphaned_files(con, grace_cutoff, local=local)
+        with phase("stats after"):
             old_pins = sorted(pinned & set(_snapshots_before(con, cutoff)))
             after = file_stats(con, wh.config.data_path, local=local)
-        finally:
-            con.close()
     wh.readers.forget_snapshots()  # a connection pinned to an expired snapshot cannot read any more
-    return MaintenanceReport(before, after, expired, old_pins, deleted)
+    return MaintenanceReport(before, after, expired, old_pins, deleted, seconds)
 
 
 def _cleanup_old_files(con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> int:

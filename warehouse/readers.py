@@ -36,12 +36,6 @@ class _Reader:
     con: duckdb.DuckDBPyConnection
     cursors: dict[int, duckdb.DuckDBPyConnection] = field(default_factory=dict)  # thread id -> cursor
 
-    def forget_snapshots(self) -> None:
-        """Drop the ``as_of`` connections (after snapshots were expired); closed once unused."""
-        with self._lock:
-            for key in [k for k in self._readers if k[0] is not None]:
-                del self._readers[key]
-
     def close(self) -> None:
         for cur in self.cursors.values():
             cur.close()

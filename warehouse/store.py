@@ -363,12 +363,11 @@ class Warehouse:
             # the commit index is exact only where the lock keeps other commits out until this one lands
             index = self.writer.index if self.config.lock_dir is not None and commit_index.enabled() else None
             results = with_retries(lambda: self._commit_once(con, wb, rows_by_table, token, index))
-            snapshot_id = con.execute(
-                f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() "
-                "WHERE json_extract_string(commit_extra_info, '$.write') = ?",
-                [token],
-            ).fetchall()[0][0]
-            data_version = self._data_version(con, prov.asset_key, prov.partition_key)
+            snapshot_id = self._committed_snapshot(con, token)
+            if any(r.added for r in results.values()):  # this commit added rows: it is the data version
+                data_version = f"snapshot-{snapshot_id}"
+            else:
+                data_version = self._data_version(con, prov.asset_key, prov.partition_key)
         return CommitResult(
             snapshot_id=int(snapshot_id),
             run_id=prov.run_id,
@@ -439,10 +438,23 @@ class Warehouse:
             index.committed(con, before, writes)
         return results
 
+    def _committed_snapshot(self, con: duckdb.DuckDBPyConnection, token: str) -> int:
+        """The snapshot the commit tagged ``token`` created. Under the inter-process write lock (embedded
+        catalogs) nothing can have landed since, so it is the current one — one catalog row, where the search
+        by token reads every snapshot's commit info (~9 ms at 136 snapshots, growing with every commit)."""
+        if self.config.lock_dir is not None:
+            return int(con.execute(f"SELECT id FROM ducklake_current_snapshot('{CATALOG}')").fetchall()[0][0])
+        return int(con.execute(
+            f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() "
+            "WHERE json_extract_string(commit_extra_info, '$.write') = ?",
+            [token],
+        ).fetchall()[0][0])
+
     @staticmethod
     def _data_version(con: duckdb.DuckDBPyConnection, asset_key: str, partition_key: str | None) -> str:
         """The snapshot in which this asset (partition) last added rows, itself or through its
-        ``<asset>/checkpoint`` commits: unchanged data, same version."""
+        ``<asset>/checkpoint`` commits: unchanged data, same version. A search over every snapshot, made only
+        when the commit itself added no rows."""
         row = con.execute(
             f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() "
             "WHERE json_extract_string(commit_extra_info, '$.asset_key') IN (?, ? || '/checkpoint') "

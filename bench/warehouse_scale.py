@@ -78,6 +78,18 @@ def _reads(wh: Warehouse, anchor: duckdb.DuckDBPyConnection, files: str, mid: in
     }
 
 
+def _real_stderr():
+    """The process's stderr with a file descriptor, or None (faulthandler writes to a descriptor; pytest's
+    captured stderr has none)."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            stream.fileno()
+            return stream
+        except (AttributeError, OSError, ValueError):
+            continue
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.warehouse_scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watchdog", type=float, default=600, help="seconds before stacks are dumped (0: never)")
     args = parser.parse_args(argv)
 
+    watchdog_file = _real_stderr() if args.watchdog else None
+
     def progress(message: str) -> None:
         print(message, flush=True)
-        if args.watchdog:  # re-armed at every step
-            faulthandler.dump_traceback_later(args.watchdog, repeat=True, file=sys.stderr)
+        if watchdog_file is not None:  # re-armed at every step
+            faulthandler.dump_traceback_later(args.watchdog, repeat=True, file=watchdog_file)
 
     progress("start")
 

@@ -49,12 +49,36 @@ def test_sorted_runs_find_add_delete_and_merge():
     runs = SortedRuns(payload=("rowid",))
     for start in range(0, 120, 10):  # more runs than kept: the small ones merge
         runs.add(np.arange(start, start + 10)[::-1], rowid=np.arange(start, start + 10)[::-1] + 1000)
-    assert len(runs.runs) <= 9 and len(runs) == 120
+    assert len(runs.runs) <= 4 and len(runs) == 120
     assert runs.contains(np.array([5, 119, 120, -1])).tolist() == [True, True, False, False]
     runs.delete(np.array([5, 6]), np.array([1005, 9999]))  # the second pair names another row: kept
     assert runs.contains(np.array([5, 6])).tolist() == [False, True]
     found = runs.find(np.array([6, 7, 500]))
     assert sorted(zip(found["key"].tolist(), found["rowid"].tolist(), strict=True)) == [(6, 1006), (7, 1007)]
+
+
+def test_sorted_runs_stay_logarithmic_and_agree_with_a_plain_set_through_random_commits():
+    rng = np.random.default_rng(7)
+    runs = SortedRuns(payload=("rowid",))
+    live: set[tuple[int, int]] = set()
+    next_rowid = 0
+    for _ in range(200):
+        keys = rng.integers(0, 300, int(rng.integers(1, 40)))  # few distinct keys: duplicates within and across runs
+        rowids = np.arange(next_rowid, next_rowid + len(keys))
+        next_rowid += len(keys)
+        runs.add(keys, rowid=rowids)
+        live |= set(zip(keys.tolist(), rowids.tolist(), strict=True))
+        gone = sorted(live)[:: int(rng.integers(3, 9))]
+        runs.delete(np.array([k for k, _ in gone]), np.array([r for _, r in gone]))
+        live -= set(gone)
+        probe = rng.integers(-5, 305, 50)
+        assert runs.contains(probe).tolist() == [int(k) in {k for k, _ in live} for k in probe]
+        found = runs.find(np.unique(probe))
+        assert set(zip(found["key"].tolist(), found["rowid"].tolist(), strict=True)) == {
+            e for e in live if e[0] in set(probe.tolist())}
+        sizes = [len(r["key"]) for r in runs.runs]
+        assert all(older > 2 * younger for older, younger in zip(sizes, sizes[1:], strict=False))  # halving
+    assert _entries(runs) == live
 
 
 def test_commits_keep_the_index_exact_without_reading_the_tables_again(wh):

@@ -2,12 +2,15 @@
 
     python -m bench.warehouse_scale --rows 2000000 --maintain-every 20 --home /tmp/wh2m   # a warehouse to profile
     python -m bench.commit_profile --home /tmp/wh2m --commits 5
+    python -m bench.commit_profile --home /tmp/wh2m --commits 100   # what grows between two maintenance runs
 
 Commits ``--commits`` more batches of ``verdicts`` (the scale bench's mix: ``--batch`` rows, ``--corrections``
-of them re-judging earlier candidates) through ``Warehouse.append`` on the warehouse at ``--home``, with every
-statement of ``warehouse.store`` timed, and prints one line per distinct statement: mean ms per commit, calls,
-share of the commit. The first commit is left out (cold caches, and the write connection's opening, which later
-commits reuse). It adds rows: profile a copy, not a warehouse you keep.
+of them re-judging candidates already stored — the bench's and this profile's own) through ``Warehouse.append``
+on the warehouse at ``--home``, with every statement of ``warehouse.store`` timed, and prints one line per
+distinct statement: mean ms per commit, over the first and the last tenth of the commits too, calls, share of
+the commit; and the time spent outside SQL (building rows and Arrow tables, the commit index). Events are built
+before each commit's clock starts, as in the scale bench. The first commit is left out (cold caches, and the
+write connection's opening, which later commits reuse). It adds rows: profile a copy, not a warehouse you keep.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from tabulate import tabulate
 import warehouse.writer as writer
 from bench.warehouse_scale import _verdicts
 from warehouse import Warehouse, WarehouseConfig
+
+OUTSIDE_SQL = "<outside SQL: rows, Arrow tables, commit index>"
 
 
 class _TimedConnection:
@@ -46,7 +51,7 @@ class _TimedConnection:
 @contextmanager
 def timed_statements() -> Iterator[dict[str, list[float]]]:
     """While open, the write connection a Warehouse opens is timed statement by statement."""
-    times: dict[str, list[float]] = collections.defaultdict(list)
+    times: dict[str, list[float]] = collections.defaultdict(list)  # cleared by the caller per commit
     real: Callable[..., Any] = writer.open_connection
 
     def opener(*args: Any, **kwargs: Any) -> _TimedConnection:
@@ -62,22 +67,40 @@ def timed_statements() -> Iterator[dict[str, list[float]]]:
         writer.open_connection = real
 
 
+def _stored_commits(wh: Warehouse) -> list[int]:
+    """The commit numbers whose candidates the warehouse holds (the bench's ids are ``cand-<commit>-<i>``)."""
+    return sorted(wh.sql("SELECT DISTINCT CAST(split_part(candidate_id, '-', 2) AS BIGINT) AS c FROM verdicts "
+                         "WHERE candidate_id LIKE 'cand-%'")["c"].to_list())
+
+
 def profile(home: str, commits: int, batch: int, corrections: float, first: int) -> tuple[list[dict], list[float]]:
+    """Per statement: ms per commit overall and over the first and last tenth of the commits; and each commit's ms.
+    Commit numbers start at ``first`` (new candidate ids); corrections re-judge the bench's candidates and these."""
     wh = Warehouse(WarehouseConfig.embedded(home))
     wh.migrate()
     rng = random.Random(first)
+    earlier = _stored_commits(wh)
     commit_ms: list[float] = []
+    per_commit: list[dict[str, float]] = []
     with timed_statements() as times:
         for c in range(first, first + commits + 1):
-            if c == first + 1:
-                times.clear()  # the first commit warms caches: not counted
-                commit_ms.clear()
+            events = _verdicts(c, batch, corrections, rng, earlier=earlier)
+            times.clear()
             start = time.perf_counter()
-            wh.append(_verdicts(c, batch, corrections, rng), run_id=f"profile-{c}", asset_key="verdicts")
-            commit_ms.append((time.perf_counter() - start) * 1000)
-    total = sum(commit_ms) / len(commit_ms)
-    rows = [{"statement": sql, "ms per commit": sum(ms) / commits, "calls": len(ms),
-             "share": sum(ms) / commits / total} for sql, ms in times.items()]
+            wh.append(events, run_id=f"profile-{c}", asset_key="verdicts")
+            if c > first:  # the first commit warms caches: not counted
+                commit_ms.append((time.perf_counter() - start) * 1000)
+                per_commit.append({sql: sum(ms) for sql, ms in times.items()})
+                per_commit[-1][OUTSIDE_SQL] = commit_ms[-1] - sum(per_commit[-1].values())
+            earlier.append(c)
+    tenth = max(1, commits // 10)
+    total = sum(commit_ms) / commits
+    rows = []
+    for sql in {k for d in per_commit for k in d}:
+        ms = [d.get(sql, 0.0) for d in per_commit]
+        rows.append({"statement": sql, "ms per commit": sum(ms) / commits,
+                     "first tenth": sum(ms[:tenth]) / tenth, "last tenth": sum(ms[-tenth:]) / tenth,
+                     "calls": sum(1 for d in per_commit if sql in d), "share": sum(ms) / commits / total})
     return sorted(rows, key=lambda r: -r["ms per commit"]), commit_ms
 
 
@@ -92,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="commit number of the first batch (candidate ids are new above the bench's)")
     args = parser.parse_args(argv)
     rows, commit_ms = profile(args.home, args.commits, args.batch, args.corrections, args.first)
-    print(f"commit ms: mean {sum(commit_ms) / len(commit_ms):.1f} over {len(commit_ms)} commits")
-    print(tabulate([[r["statement"][:100], f"{r['ms per commit']:.1f}", r["calls"], f"{r['share']:.0%}"] for r in rows],
-                   headers=["statement", "ms per commit", "calls", "share"]))
+    tenth = max(1, len(commit_ms) // 10)
+    print(f"commit ms: mean {sum(commit_ms) / len(commit_ms):.1f} over {len(commit_ms)} commits; first tenth "
+          f"{sum(commit_ms[:tenth]) / tenth:.1f}, last tenth {sum(commit_ms[-tenth:]) / tenth:.1f}")
+    print(tabulate([[r["statement"][:100], f"{r['ms per commit']:.1f}", f"{r['first tenth']:.1f}",
+                     f"{r['last tenth']:.1f}", r["calls"], f"{r['share']:.0%}"] for r in rows],
+                   headers=["statement", "ms per commit", "first tenth", "last tenth", "commits", "share"]))
     return 0
 
 

@@ -43,10 +43,15 @@ LABELS = "SELECT label, count(*) AS n FROM {src} GROUP BY label ORDER BY label"
 LATEST = "QUALIFY row_number() OVER (PARTITION BY key ORDER BY created_at DESC, id) = 1"
 
 
-def _verdicts(commit: int, batch: int, corrections: float, rng: random.Random) -> list[VerdictRow]:
-    fresh = batch if commit == 0 else batch - int(batch * corrections)
+def _verdicts(commit: int, batch: int, corrections: float, rng: random.Random,
+              earlier: list[int] | None = None) -> list[VerdictRow]:
+    """Commit ``commit``'s verdicts: new candidates, and ``corrections`` of the batch re-judging candidates of
+    an earlier commit (one of ``earlier``, default every commit number below this one)."""
+    first = commit == 0 if earlier is None else not earlier
+    fresh = batch if first else batch - int(batch * corrections)
     ids = [f"cand-{commit}-{i}" for i in range(fresh)]
-    ids += [f"cand-{rng.randrange(commit)}-{rng.randrange(fresh)}" for _ in range(batch - fresh)]  # re-judged
+    pick = (lambda: rng.randrange(commit)) if earlier is None else (lambda: rng.choice(earlier))
+    ids += [f"cand-{pick()}-{rng.randrange(fresh)}" for _ in range(batch - fresh)]  # re-judged
     return [VerdictRow(candidate_id=c, stage="judge", label=int(s >= 0.5), reason=f"理由 {commit}", agent_version="1",
                        score=s, threshold=0.5) for c in ids for s in [rng.random()]]
 

@@ -78,6 +78,7 @@ def test_sorted_runs_stay_logarithmic_and_agree_with_a_plain_set_through_random_
             e for e in live if e[0] in set(probe.tolist())}
         sizes = [len(r["key"]) for r in runs.runs]
         assert all(older > 2 * younger for older, younger in zip(sizes, sizes[1:], strict=False))  # halving
+        assert len(runs) == len(live)
     assert _entries(runs) == live
 
 
@@ -88,6 +89,7 @@ def test_commits_keep_the_index_exact_without_reading_the_tables_again(wh):
         events = [_verdict(f"c{rng.randrange(15)}", rng.randrange(2), f"理由 {commit}-{i}") for i in range(12)]
         result = wh.append(events + events[:4], asset_key="verdicts")
         assert result.tables["verdicts"].added <= 12
+        assert result.tables["verdicts"].total == wh.count("verdicts")  # from the index, not a count(*)
         assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
     assert wh.append(events, asset_key="verdicts").tables["verdicts"].added == 0  # a re-run stores nothing
     assert wh.writer.index.rebuilds == 2  # verdicts and materializations, once each
@@ -108,6 +110,7 @@ def test_other_processes_commits_and_maintenance_reach_the_index(wh, zhufu_home)
     maintain(wh, MaintenancePolicy())
     result = wh.append([_verdict("a", 1, "再改"), _verdict("d", 0), _verdict("c", 1, "别处")], asset_key="verdicts")
     assert result.tables["verdicts"].added == 2  # c's verdict is the other process's event, stored already
+    assert result.tables["verdicts"].total == wh.count("verdicts") == 8
     assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
     assert sorted(wh.sql("SELECT candidate_id, reason FROM verdicts_latest").rows()) == [
         ("a", "再改"), ("b", "改判"), ("c", "别处"), ("d", "r"), ("e", "r")]

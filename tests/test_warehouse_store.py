@@ -1,5 +1,7 @@
 """The event store: idempotent appends, one snapshot per batch, time travel, change feed, latest views."""
 
+import datetime as dt
+
 import pytest
 
 from warehouse.migrations import MIGRATIONS
@@ -108,3 +110,15 @@ def test_provenance_columns_are_filled(wh):
     row = wh.sql("SELECT run_id, asset_key, partition_key, code_version, created_at FROM prompts").row(0, named=True)
     assert row["run_id"] == "run-7" and row["asset_key"] == "prompts" and row["code_version"] == "3"
     assert row["created_at"] is not None
+
+
+def test_a_row_carries_the_same_id_and_key_as_the_event_with_a_provenance_or_its_dump():
+    from warehouse.schema import Event, PromptRow, Provenance, VerdictRow
+
+    prov = Provenance(run_id="r", asset_key="a", created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    events: list[Event] = [PromptRow(text="春节祝福", source="builtin", source_ref="f:1", batch="b"),  # ID_FIELDS
+                           VerdictRow(candidate_id="c", stage="judge", label=1, reason="好", agent_version="v")]  # whole content
+    for e in events:
+        for p in (prov, prov.model_dump()):
+            row = e.row(p)
+            assert (row["id"], row["key"], row["run_id"]) == (e.event_id(), e.event_key(), "r")

@@ -49,9 +49,10 @@ class SortedRuns:
 
     payload: tuple[str, ...] = ()
     runs: list[dict[str, np.ndarray]] = field(default_factory=list)
+    live: int = 0  # live entries, kept by add and delete
 
     def __len__(self) -> int:
-        return int(sum(int((~r["dead"]).sum()) for r in self.runs))
+        return self.live
 
     def add(self, key: np.ndarray, **cols: np.ndarray) -> None:
         if len(key) == 0:
@@ -60,6 +61,7 @@ class SortedRuns:
         run = {"key": np.asarray(key, dtype=np.int64)[order], "dead": np.zeros(len(key), dtype=bool)}
         run.update({c: np.asarray(cols[c], dtype=np.int64)[order] for c in self.payload})
         self.runs.append(run)
+        self.live += len(key)
         # Runs halve in size from oldest to newest (a binary counter): a commit's rows are copied O(log n)
         # times in all, and a lookup visits O(log n) runs. Merging the young runs into one that grows towards
         # the table's size instead cost a 10 k-row commit more with every million rows.
@@ -115,7 +117,9 @@ class SortedRuns:
             lo, hi = self._ranges(run, keys)
             for i in np.flatnonzero(hi > lo):
                 span = np.arange(lo[i], hi[i])
-                run["dead"][span[run["rowid"][span] == rowids[i]]] = True
+                hit = span[(run["rowid"][span] == rowids[i]) & ~run["dead"][span]]
+                run["dead"][hit] = True
+                self.live -= len(hit)
 
 
 @dataclass

@@ -354,7 +354,8 @@ class Warehouse:
         self._ensure_schema()
         prov = wb.provenance
         token = uuid.uuid4().hex
-        rows_by_table = {t: [e.row(prov) for e in evs] for t, evs in wb.events.items()}
+        prov_row = prov.model_dump()
+        rows_by_table = {t: [e.row(prov_row) for e in evs] for t, evs in wb.events.items()}
         for table in rows_by_table:
             if table not in MODELS_BY_TABLE:
                 raise WarehouseError(f"unknown table {table!r}")
@@ -406,7 +407,10 @@ class Warehouse:
             results: dict[str, AppendResult] = {}
             for table, rows in rows_by_table.items():
                 added = append(table, _arrow_table(table, rows)) if rows else 0
-                total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                if table in indexes:  # one id per stored row: no count(*), whose cost grows with the files
+                    total = len(indexes[table].ids) + added
+                else:
+                    total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 results[table] = AppendResult(table, len(rows), int(added), int(total))
             rows_added = {t: r.added for t, r in results.items()}
             # The materialization itself is an event, so every materialization is a snapshot.

@@ -122,3 +122,14 @@ def test_a_row_carries_the_same_id_and_key_as_the_event_with_a_provenance_or_its
         for p in (prov, prov.model_dump()):
             row = e.row(p)
             assert (row["id"], row["key"], row["run_id"]) == (e.event_id(), e.event_key(), "r")
+
+
+def test_content_ids_never_change_between_versions():
+    """Ids decide what a re-run stores: a faster encoder must hash the same canonical JSON (pinned from
+    ``json.dumps(..., ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)``)."""
+    from warehouse.ids import canonical_json, content_id
+
+    value = {"candidate_id": "c", "stage": "judge", "label": 1, "reason": "好", "score": 0.25,
+             "meta": {"b": [1, None], "a": "春"}}
+    assert content_id("verdicts", value) == "a03f5a72beeffca2b09c3b3f"
+    assert canonical_json(["t", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), 1e16]) == '["t","2026-01-01 00:00:00+00:00",1e+16]'

@@ -17,7 +17,7 @@ _C_ENCODE = (c_make_encoder(None, _ENCODER.default, encode_basestring, None, ":"
 
 
 def canonical_json(value: Any) -> str:
-    if _C_ENCODE is None or isinstance(value, str | int | float) or value is None:  # scalars: the C encoder wants a container
+    if _C_ENCODE is None:  # a Python without the C accelerator
         return _ENCODER.encode(value)
     return "".join(_C_ENCODE(value, 0))
 

@@ -43,18 +43,18 @@ class Event(BaseModel):
     def event_key(self) -> str:
         return content_id(self.TABLE, *[getattr(self, f) for f in self.KEY_FIELDS])
 
-    def event_id(self) -> str:
+    def event_id(self, dump: dict[str, Any] | None = None) -> str:
+        """``dump``: this event's ``model_dump(mode="json")`` when the caller has it already."""
         if self.ID_FIELDS:
             return content_id(self.TABLE, "id", *[getattr(self, f) for f in self.ID_FIELDS])
-        return content_id(self.TABLE, self.model_dump(mode="json"))
+        return content_id(self.TABLE, self.model_dump(mode="json") if dump is None else dump)
 
     def row(self, prov: Provenance | dict[str, Any]) -> dict[str, Any]:
         """The table row: id, key, the event's fields and ``prov`` (or its ``model_dump()``, made once per commit).
         The fields are dumped once and hashed from that dump — the same id as ``event_id()``."""
         data = self.model_dump(mode="json")
-        event_id = self.event_id() if self.ID_FIELDS else content_id(self.TABLE, data)
         prov_row = prov.model_dump() if isinstance(prov, Provenance) else prov
-        return {"id": event_id, "key": self.event_key(), **data, **prov_row}
+        return {"id": self.event_id(data), "key": self.event_key(), **data, **prov_row}
 
 
 # ---------------------------------------------------------------- ingestion

@@ -39,12 +39,17 @@ class DemoProgress:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> DemoProgress:
-        self._thread.start()
+        # an ephemeral instance keeps its runs in one in-memory SQLite database: a second thread reading it
+        # takes table locks that fail the run's own writes ("database table is locked: runs"), so there the
+        # lines come only at the end
+        if not self.instance.is_ephemeral:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
         self._poll()
 
     def eta_s(self) -> float | None:

@@ -16,9 +16,21 @@ def second(first: int) -> int:
 
 
 def test_each_finished_asset_prints_a_line_with_what_is_left():
-    instance = dg.DagsterInstance.ephemeral()
-    lines: list[str] = []
-    with DemoProgress(instance, ["first", "second", "third"], poll_s=0.05, out=lambda m, **_: lines.append(m)):
-        assert dg.materialize([first, second], instance=instance).success
+    # a file-backed instance, as make demo's DAGSTER_HOME: the progress thread reads while the run writes
+    with dg.instance_for_test() as instance:
+        lines: list[str] = []
+        with DemoProgress(instance, ["first", "second", "third"], poll_s=0.05, out=lambda m, **_: lines.append(m)):
+            assert dg.materialize([first, second], instance=instance).success
     assert len(lines) == 2 and lines[0].startswith("\n[demo] 1/3 assets · first done")
     assert "left" in lines[1] and lines[1].startswith("\n[demo] 2/3 assets · second done")
+
+
+def test_an_in_memory_instance_is_read_only_after_the_runs():
+    # polling an ephemeral instance from a thread made the run's own writes fail ("database table is locked")
+    instance = dg.DagsterInstance.ephemeral()
+    lines: list[str] = []
+    with DemoProgress(instance, ["first", "second"], poll_s=0.001, out=lambda m, **_: lines.append(m)) as progress:
+        for _ in range(3):
+            assert dg.materialize([first, second], instance=instance).success
+        assert not progress._thread.is_alive()
+    assert len(lines) == 6

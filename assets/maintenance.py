@@ -48,6 +48,7 @@ def warehouse_maintenance(context: dg.AssetExecutionContext, config: Maintenance
         "expired_snapshots": dg.MetadataValue.int(len(report.expired_snapshots)),
         "pinned_snapshots_kept": dg.MetadataValue.json(report.pinned_snapshots),
         "deleted_files": dg.MetadataValue.int(report.deleted_files),
+        "folded_superseded_rows": dg.MetadataValue.json(report.folded_rows),
         "seconds_per_phase": dg.MetadataValue.json(report.seconds),
     })
 

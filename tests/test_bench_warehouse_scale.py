@@ -29,7 +29,7 @@ def test_the_commit_profile_times_every_statement_of_a_commit(tmp_path, capsys):
     assert any("INSERT INTO verdicts_ids" in s for s in statements)
     assert any("verdicts_current" in s for s in statements)  # the projection's upkeep
     # the corrections re-judge stored candidates (the bench's), so they supersede projection rows
-    assert any(s.startswith("DELETE FROM verdicts_current") for s in statements)
+    assert any(s.startswith("INSERT INTO verdicts_superseded") for s in statements)
     assert commit_profile.OUTSIDE_SQL in statements
     assert all(r["calls"] == 2 and r["last tenth"] > 0 for r in rows if r["statement"] == "COMMIT")
     assert commit_profile.main(["--home", home, "--commits", "1", "--batch", "50", "--first", "2000"]) == 0

@@ -114,6 +114,9 @@ def test_projections_from_before_the_integer_key_columns_get_them_and_keep_answe
     try:  # the state migration 16 left: projections without key_hash and key_lo, views over all their columns
         for model in EVENT_MODELS:
             proj = projection_table(model.TABLE)
+            # then, commits deleted the rows they superseded (migration 22 records them instead)
+            con.execute(f"DELETE FROM {proj} WHERE rowid IN (SELECT rid FROM {model.TABLE}_superseded)")
+            con.execute(f"DELETE FROM {model.TABLE}_superseded")
             con.execute(f"ALTER TABLE {proj} DROP COLUMN {KEY_HASH}")
             con.execute(f"ALTER TABLE {proj} DROP COLUMN {KEY_LO}")
             con.execute(f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * FROM {proj}")
@@ -186,3 +189,40 @@ def test_a_warehouse_from_before_the_id_index_gets_it_from_its_rows_and_still_dr
     again = wh.append(events + [_verdict("c", 1)])
     assert again.tables["verdicts"].added == 1 and wh.count("verdicts") == 3
     assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
+
+
+def test_a_correction_records_the_row_it_supersedes_and_maintenance_deletes_it(wh):
+    wh.append([_verdict("a", 0), _verdict("b", 1)])
+    old = wh.sql("SELECT rowid AS rid FROM verdicts_current WHERE candidate_id = 'a'")["rid"][0]
+    corrected = wh.append([_verdict("a", 1, "改判")]).snapshot_id
+    # no DELETE at commit time: the old row stays in the projection, recorded as superseded
+    assert wh.count("verdicts_current") == 3
+    assert wh.sql("SELECT rid FROM verdicts_superseded")["rid"].to_list() == [old]
+    assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts") and len(_latest(wh, "verdicts")) == 2
+    wh.append([_verdict("a", 0, "再改判"), _verdict("c", 1)])  # a superseded row is never superseded again
+    assert wh.count("verdicts_superseded") == 2 and _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
+    report = maintain(wh, MaintenancePolicy(snapshot_retention=dt.timedelta(days=1)))
+    assert report.folded_rows == {"verdicts": 2}
+    assert wh.count("verdicts_current") == 3 and wh.count("verdicts_superseded") == 0
+    assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
+    assert _latest(wh, "verdicts", as_of=corrected) == _recomputed(wh, "verdicts", as_of=corrected)
+    assert maintain(wh).folded_rows == {}  # nothing left to fold
+
+
+def test_a_warehouse_from_before_superseded_rows_gets_their_tables_and_keeps_answering_the_same(wh):
+    wh.append([_verdict("a", 0), _verdict("b", 1)])
+    con = open_connection(wh.config)
+    try:  # the state migration 21 left: commits deleted superseded rows, views read the whole projection
+        for model in EVENT_MODELS:
+            con.execute(f"DROP TABLE {model.TABLE}_superseded")
+            con.execute(f"CREATE OR REPLACE VIEW {model.TABLE}_latest AS SELECT * EXCLUDE ({KEY_HASH}, {KEY_LO}) "
+                        f"FROM {projection_table(model.TABLE)}")
+        con.execute("DELETE FROM schema_migrations WHERE version = 22")
+    finally:
+        con.close()
+    before = _latest(wh, "verdicts")
+    wh._migrated = False
+    assert wh.migrate() == [22]
+    assert _latest(wh, "verdicts") == before == _recomputed(wh, "verdicts")
+    wh.append([_verdict("a", 1, "改判")])
+    assert wh.count("verdicts_superseded") == 1 and _latest(wh, "verdicts") == _recomputed(wh, "verdicts")

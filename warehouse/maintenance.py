@@ -4,10 +4,13 @@ Every materialization is a snapshot and writes its own small Parquet files, so a
 warehouse accumulates thousands of both. :func:`maintain` runs DuckLake's own maintenance
 functions (ducklake extension 1.4.4.20260205; signatures read from ``duckdb_functions()``):
 
+* first, the rows commits recorded in ``<table>_superseded`` (projection rows a later row of their key
+  replaced; ``<table>_latest`` already leaves them out) are deleted from ``<table>_current`` and that table
+  is emptied, one DELETE per table in one snapshot — what every correcting commit would otherwise pay;
 * ``ducklake_merge_adjacent_files(catalog)`` — one file where there were many; the merged file
   remembers which snapshot added which rows, so time travel and change feeds are unchanged;
-* ``ducklake_rewrite_data_files(catalog, delete_threshold => …)`` — files with deleted rows (the
-  ``<table>_current`` projections delete a key's old row on every correction) rewritten without
+* ``ducklake_rewrite_data_files(catalog, delete_threshold => …)`` — files with deleted rows (those
+  the fold above deleted from the ``<table>_current`` projections) rewritten without
   them, then merged again;
 * ``ducklake_expire_snapshots(catalog, versions => [...])`` — snapshots older than the retention,
   except the lineage ones: every snapshot a registered model was trained on
@@ -22,6 +25,7 @@ functions (ducklake extension 1.4.4.20260205; signatures read from ``duckdb_func
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -32,6 +36,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse.connection import CATALOG, masked_errors, with_retries, write_lock
+from warehouse.schema import EVENT_MODELS, projection_table, superseded_table
 from warehouse.store import Warehouse
 
 _META = f"__ducklake_metadata_{CATALOG}"  # the catalog database DuckLake attaches beside the lake
@@ -72,6 +77,7 @@ class MaintenanceReport:
     pinned_snapshots: list[int]  # lineage snapshots older than the retention, kept
     deleted_files: int
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase, in order
+    folded_rows: dict[str, int] = field(default_factory=dict)  # superseded projection rows deleted, per table
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -130,6 +136,8 @@ def maintain(wh: Warehouse, policy: MaintenancePolicy | None = None) -> Maintena
     with masked_errors(wh.config), write_lock(wh.config), wh.writer.connection() as con:
         with phase("stats before"):
             before = file_stats(con, wh.config.data_path, local=local)
+        with phase("fold superseded"):
+            folded = with_retries(lambda: _fold_superseded(con))
         merge = f"CALL ducklake_merge_adjacent_files('{CATALOG}')"
         with phase("merge"):
             with_retries(lambda: con.execute(merge).fetchall())
@@ -153,7 +161,30 @@ def maintain(wh: Warehouse, policy: MaintenancePolicy | None = None) -> Maintena
             old_pins = sorted(pinned & set(_snapshots_before(con, cutoff)))
             after = file_stats(con, wh.config.data_path, local=local)
     wh.readers.forget_snapshots()  # a connection pinned to an expired snapshot cannot read any more
-    return MaintenanceReport(before, after, expired, old_pins, deleted, seconds)
+    return MaintenanceReport(before, after, expired, old_pins, deleted, seconds, folded)
+
+
+def _fold_superseded(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Delete every projection's superseded rows and empty ``<table>_superseded``, in one snapshot; per table the
+    rows deleted (tables with none are left alone)."""
+    counts = {m.TABLE: int(con.execute(f"SELECT count(*) FROM {superseded_table(m.TABLE)}").fetchall()[0][0])
+              for m in EVENT_MODELS}
+    counts = {t: n for t, n in counts.items() if n}
+    if not counts:
+        return {}
+    con.execute("BEGIN")
+    try:
+        for table in counts:
+            sup = superseded_table(table)
+            con.execute(f"DELETE FROM {projection_table(table)} WHERE rowid IN (SELECT rid FROM {sup})")
+            con.execute(f"DELETE FROM {sup}")
+        con.execute(f"CALL {CATALOG}.set_commit_message('zhufu', ?, extra_info => ?)",
+                    ["maintenance: superseded projection rows deleted", json.dumps({"folded_rows": counts})])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
 
 
 def _cleanup_old_files(con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> int:

@@ -7,7 +7,8 @@ meaning (adding a column to a row model needs a new ``ALTER TABLE … ADD COLUMN
 
 Since migration 13 every table has a current-state projection ``<table>_current`` behind its
 ``<table>_latest`` view: a new table needs :func:`_new_projected_table`, a new column
-:func:`_add_projected_columns` (both change the table and its projection).
+:func:`_add_projected_columns` (both change the table and its projection). Since migration 22 a commit
+records the projection rows it replaces in ``<table>_superseded`` and ``<table>_latest`` leaves them out.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from warehouse.connection import CATALOG
 from warehouse.schema import (
     EVENT_MODELS,
     KEY_HASH,
@@ -51,6 +53,8 @@ from warehouse.schema import (
     projection_sql,
     projection_table,
     projection_view_sql,
+    superseded_sql,
+    superseded_table,
     table_columns,
 )
 
@@ -125,7 +129,15 @@ def _latest_over_projection(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Re-create ``<table>_latest`` without the internal columns its projection has so far (one built before
     migration 17 has none, before 19 only key_hash)."""
     cols = {r[0] for r in con.execute(f"DESCRIBE {projection_table(table)}").fetchall()}
-    con.execute(projection_view_sql(table, [c for c in PROJECTION_INTERNAL if c in cols]))
+    superseded = bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+                                  [CATALOG, superseded_table(table)]).fetchall()[0][0])
+    con.execute(projection_view_sql(table, [c for c in PROJECTION_INTERNAL if c in cols], superseded=superseded))
+
+
+def _v22_superseded_rows(con: duckdb.DuckDBPyConnection) -> None:
+    for model in EVENT_MODELS:
+        con.execute(superseded_sql(model.TABLE))
+        _latest_over_projection(con, model.TABLE)
 
 
 # Every batch's prompts: the batch a prompt was first recorded under (``prompts.batch``, also all a
@@ -212,6 +224,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               "reading every id string", lambda con: [con.execute(id_index_sql(m)) for m in EVENT_MODELS]),
     Migration(21, "reflections: how many revisions a round sampled (its revision is the best of them)",
               _add_projected_columns(ReflectionRow, ("revisions_sampled",))),
+    Migration(22, "<table>_superseded: a commit records the projection rows it replaces instead of deleting them (a "
+              "DELETE by row id read every file of the projection); <table>_latest leaves them out, maintenance "
+              "deletes them", _v22_superseded_rows),
 )
 
 LEDGER_SQL = (

@@ -724,19 +724,41 @@ def id_index_sql(model: type[Event]) -> str:
             f"SELECT {ID_HASH_SQL} AS {ID_HASH}, {ID_LO_SQL} AS {ID_LO} FROM {model.TABLE}")
 
 
-def projection_view_sql(table: str, internal: Sequence[str] = PROJECTION_INTERNAL) -> str:
-    """``<table>_latest`` over its projection: the projection's rows without its ``internal`` columns (those
-    it has: a projection built before migration 17 or 19 lacks some)."""
-    proj = projection_table(table)
-    if not internal:
-        return f"CREATE OR REPLACE VIEW {table}_latest AS SELECT * FROM {proj}"
-    return f"CREATE OR REPLACE VIEW {table}_latest AS SELECT * EXCLUDE ({', '.join(internal)}) FROM {proj}"
+def superseded_table(table: str) -> str:
+    """The row ids of ``<table>_current`` that a later row of their key has replaced (migration 22): a commit
+    appends here instead of deleting from the projection, ``<table>_latest`` leaves them out, and the
+    maintenance job deletes them from the projection and empties this table (``warehouse.maintenance``).
+    A DELETE by row id opened every file of the projection — DuckLake does not prune by row id — and grew
+    with the table on every commit that corrected something (bench/RESULTS.md, issue 15)."""
+    return f"{table}_superseded"
+
+
+def superseded_sql(table: str) -> str:
+    return (f"CREATE TABLE IF NOT EXISTS {superseded_table(table)} "
+            f"(rid BIGINT, {KEY_HASH} BIGINT, {KEY_LO} BIGINT)")
+
+
+def live_projection_sql(table: str, alias: str = "p", at: str = "") -> str:
+    """``FROM`` clause of the projection's live rows (those no later row superseded), optionally ``AT (…)``."""
+    return (f"{projection_table(table)} AS {alias} {at} ANTI JOIN {superseded_table(table)} AS _s {at} "
+            f"ON {alias}.rowid = _s.rid")
+
+
+def projection_view_sql(table: str, internal: Sequence[str] = PROJECTION_INTERNAL, superseded: bool = True) -> str:
+    """``<table>_latest`` over its projection: the projection's live rows (without those in ``<table>_superseded``,
+    where it exists) without its ``internal`` columns (those it has: a projection built before migration 17 or 19
+    lacks some)."""
+    source = live_projection_sql(table) if superseded else f"{projection_table(table)} p"
+    cols = f"p.* EXCLUDE ({', '.join(internal)})" if internal else "p.*"
+    return f"CREATE OR REPLACE VIEW {table}_latest AS SELECT {cols} FROM {source}"
 
 
 def projection_sql(model: type[Event]) -> list[str]:
     """Build ``model``'s projection from its table and point ``<table>_latest`` at it (migration 13; the key's
-    integer columns since migrations 17 and 19, which add them to projections built before)."""
+    integer columns since migrations 17 and 19, which add them to projections built before; the superseded rows'
+    table since migration 22)."""
     t, proj = model.TABLE, projection_table(model.TABLE)
     return [f"CREATE OR REPLACE TABLE {proj} AS SELECT *, {KEY_HASH_SQL} AS {KEY_HASH}, {KEY_LO_SQL} AS {KEY_LO} "
             f"FROM {t} {NEWEST_PER_KEY}",
+            superseded_sql(t),
             projection_view_sql(t)]

@@ -40,7 +40,9 @@ from warehouse.schema import (
     MaterializationRow,
     Provenance,
     id_index_table,
+    live_projection_sql,
     projection_table,
+    superseded_table,
     table_columns,
 )
 from warehouse.writer import WriterSlot
@@ -149,8 +151,9 @@ def _project(con: duckdb.DuckDBPyConnection, table: str, index: TableIndex | Non
     (``key_hash``, ``key_lo``), the timestamp and the row id — never its key or id strings, which cost a
     commit three times as much to read at 1 M rows (bench/RESULTS.md, "Superseded rows found from integer
     columns"); with an ``index`` (``warehouse.commit_index``) they are not read at all. Only a tie in
-    timestamp reads the stored rows' ids. Those the batch supersedes are deleted by row id — no DELETE at all
-    when it supersedes none (new keys only)."""
+    timestamp reads the stored rows' ids. Those the batch supersedes are recorded in ``<table>_superseded``
+    (row id and key), which ``<table>_latest`` leaves out until the maintenance job deletes them: a DELETE by
+    row id here read every file of the projection on every correcting commit."""
     proj = projection_table(table)
     newest = con.execute(f"SELECT *, {KEY_HASH_SQL} AS {KEY_HASH}, {KEY_LO_SQL} AS {KEY_LO} FROM _new "
                          f"{NEWEST_PER_KEY}").fetch_arrow_table()
@@ -159,8 +162,9 @@ def _project(con: duckdb.DuckDBPyConnection, table: str, index: TableIndex | Non
     names = ["_newest"]
     try:
         if index is None:
-            touched = con.execute(f"SELECT rowid AS rid, {KEY_HASH}, {KEY_LO}, created_at FROM {proj} "
-                                  f"WHERE {KEY_HASH} IN (SELECT {KEY_HASH} FROM _newest)").fetch_arrow_table()
+            touched = con.execute(f"SELECT p.rowid AS rid, p.{KEY_HASH}, p.{KEY_LO}, p.created_at "
+                                  f"FROM {live_projection_sql(table)} "
+                                  f"WHERE p.{KEY_HASH} IN (SELECT {KEY_HASH} FROM _newest)").fetch_arrow_table()
         else:
             touched = _touched_from_index(index, newest)
         con.register("_touched", touched)
@@ -182,7 +186,7 @@ def _project(con: duckdb.DuckDBPyConnection, table: str, index: TableIndex | Non
         con.register("_superseded", superseded)
         names.append("_superseded")
         if superseded.num_rows:
-            con.execute(f"DELETE FROM {proj} WHERE rowid IN (SELECT rid FROM _superseded)")
+            con.execute(f"INSERT INTO {superseded_table(table)} SELECT rid, {KEY_HASH}, {KEY_LO} FROM _superseded")
         # a key whose stored row is at least as new as the batch's keeps it
         con.execute(f"INSERT INTO {proj} BY NAME SELECT n.* FROM _newest n ANTI JOIN "
                     f"(SELECT {KEY_HASH}, {KEY_LO} FROM _matched EXCEPT SELECT {KEY_HASH}, {KEY_LO} FROM _superseded) c "

@@ -149,12 +149,14 @@ def _numpy(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in con.execute(sql).fetchnumpy().items()}
 
 
-_ROW_COLUMNS = f"rowid, {KEY_HASH}, {KEY_LO}, epoch_us(created_at) AS created_us"
-_LIVE_ROW_COLUMNS = f"p.rowid AS rowid, p.{KEY_HASH}, p.{KEY_LO}, epoch_us(p.created_at) AS created_us"
+def _row_columns(alias: str = "") -> str:
+    """The projection columns the index keeps, of the table or alias ``alias`` (``alias.``) when given."""
+    p = f"{alias}." if alias else ""
+    return f"{p}rowid AS rowid, {p}{KEY_HASH}, {p}{KEY_LO}, epoch_us({p}created_at) AS created_us"
 
 
 def _add_rows(rows: SortedRuns, r: dict[str, np.ndarray], where: np.ndarray | slice = slice(None)) -> None:
-    """Add projection rows read with ``_ROW_COLUMNS`` (those at ``where``)."""
+    """Add projection rows read with ``_row_columns`` (those at ``where``)."""
     rows.add(r[KEY_HASH][where], **{c: r[c][where] for c in rows.payload})
 
 
@@ -197,7 +199,7 @@ class CommitIndex:
         ids = SortedRuns()
         ids.add(_numpy(con, f"SELECT {ID_HASH} FROM {id_index_table(table)} {at}")[ID_HASH])
         rows = SortedRuns(payload=(KEY_LO, "rowid", "created_us"))
-        _add_rows(rows, _numpy(con, f"SELECT {_LIVE_ROW_COLUMNS} FROM {live_projection_sql(table, at=at)}"))
+        _add_rows(rows, _numpy(con, f"SELECT {_row_columns('p')} FROM {live_projection_sql(table, 'p', at)}"))
         return TableIndex(table, snapshot, ids, rows)
 
     def _catch_up(self, con: duckdb.DuckDBPyConnection, ti: TableIndex, now: int) -> None:
@@ -207,7 +209,7 @@ class CommitIndex:
         start = ti.snapshot + 1
         new_ids = _numpy(con, f"SELECT {ID_HASH} FROM ducklake_table_insertions('{CATALOG}', 'main', "
                               f"'{id_index_table(ti.table)}', {start}, {now})")[ID_HASH]
-        ch = _numpy(con, f"SELECT change_type, {_ROW_COLUMNS} FROM ducklake_table_changes('{CATALOG}', 'main', "
+        ch = _numpy(con, f"SELECT change_type, {_row_columns()} FROM ducklake_table_changes('{CATALOG}', 'main', "
                          f"'{projection_table(ti.table)}', {start}, {now})")
         kind = ch["change_type"].astype(str) if len(ch["change_type"]) else np.zeros(0, dtype=str)
         if not set(kind) <= {"insert", "delete"}:
@@ -247,7 +249,7 @@ class CommitIndex:
                     ti.ids.add(w.new_ids)
                     ti.rows.delete(w.superseded_keys, w.superseded_rowids)
                     # the row ids DuckLake gave the projection's new rows, from this snapshot's file
-                    _add_rows(ti.rows, _numpy(con, f"SELECT {_ROW_COLUMNS} FROM ducklake_table_insertions("
+                    _add_rows(ti.rows, _numpy(con, f"SELECT {_row_columns()} FROM ducklake_table_insertions("
                                                    f"'{CATALOG}', 'main', '{projection_table(table)}', {now}, {now})"))
                 ti.snapshot = now
         except Exception:  # noqa: BLE001 — an index in doubt is rebuilt, never trusted

@@ -130,6 +130,8 @@ def main() -> int:
                    help="rollout sampling temperature (0.7: the repetition penalty then sees the repeats greedy "
                         "decoding makes; bench/RESULTS.md, issue 11)")
     p.add_argument("--seed", type=int, default=0, help="GRPO seed (rollout sampling, prompt order)")
+    p.add_argument("--greedy-rollouts", type=int, default=0,
+                   help="completions per group decoded greedily (GRPORunConfig.greedy_rollouts); 0 = all sampled")
     p.add_argument("--repetition-length-neutral", type=int, choices=(0, 1), default=1,
                    help="1: remove the repetition penalty's within-prompt length trend too "
                         "(GRPORunConfig.repetition_length_neutral)")
@@ -194,7 +196,8 @@ def main() -> int:
                 max_completion_length=128, learning_rate=a.grpo_lr, beta=a.beta, logging_steps=5,
                 repetition_weight=a.repetition_weight, novelty_weight=a.novelty_weight,
                 repetition_length_neutral=bool(a.repetition_length_neutral), length_neutral=not a.raw_rewards, temperature=a.temperature,
-                normalize_rewards=not a.raw_rewards, use_vllm=False, seed=a.seed, **mrpo), r)
+                normalize_rewards=not a.raw_rewards, use_vllm=False, seed=a.seed, greedy_rollouts=a.greedy_rollouts,
+                **mrpo), r)
             print(json.dumps({stage: {k: v for k, v in m.items() if k not in ("before", "after")}}, default=str))
     if "reflect_eval" in a.stages:
         reflect_evaluate(a, work, f)
@@ -344,7 +347,8 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
         training[d.name] = {**{k: cfg.get(k) for k in ("reward", "beta", "learning_rate", "max_steps", "temperature",
                                                         "repetition_weight", "novelty_weight", "judge_margin",
                                                         "length_neutral", "normalize_rewards", "seed",
-                                                        "cold_start_steps", "cold_start_lr", "replay_weight")},
+                                                        "cold_start_steps", "cold_start_lr", "replay_weight",
+                                                        "greedy_rollouts")},
                             **{k: m.get(k) for k in ("repetition_length_neutral", "reward_first", "reward_last",
                                                      "kl_last", "completion_length_last",
                                                      "s_per_step", "device")}}

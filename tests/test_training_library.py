@@ -55,10 +55,12 @@ def test_sft_then_reward_models_then_grpo_write_complete_artifacts(data, tiny_mo
     cfg = GRPORunConfig(base_model=str(data / "sft"), output_dir=str(data / "grpo"),
                         prompts_file=str(data / "prompts.jsonl"), eval_prompts_file=str(data / "prompts.jsonl"),
                         max_eval_prompts=2, reward_model=str(data / "rm-fast"), max_steps=2, batch_size=4,
-                        num_generations=2, max_completion_length=8, logging_steps=1, generation="graph")
+                        num_generations=2, max_completion_length=8, logging_steps=1, generation="graph",
+                        greedy_rollouts=1)
     with Reporter() as r:
         m = grpo.train(cfg, r)
     assert m["steps"] == 2 and m["generation"] == "graph" and m["graph_rollouts"] == 2 and m["reward_first"] is not None
+    assert m["greedy_rollouts"] == 1
     assert m["before"]["reward_mean"] is not None and artifacts.is_complete(data / "grpo")
 
 
@@ -69,6 +71,18 @@ def test_a_failed_run_leaves_no_artifact(data, tiny_model_dir):
                         prompts_file=str(data / "prompts.jsonl"), reward="reward_model", reward_model=None)
     with pytest.raises(ValueError, match="reward_model"), Reporter() as r:
         grpo.train(cfg, r)
+    assert not artifacts.is_complete(data / "grpo")
+
+
+def test_greedy_rollouts_need_the_graph_sampler_and_a_sampled_completion_per_group(data, tiny_model_dir):
+    from training import grpo
+
+    base = dict(base_model=str(tiny_model_dir), output_dir=str(data / "grpo"), prompts_file=str(data / "prompts.jsonl"),
+                reward="reward_model", reward_model=None, num_generations=2)
+    with pytest.raises(ValueError, match="needs the graph sampler"), Reporter() as r:
+        grpo.train(GRPORunConfig(**base, generation="generate", greedy_rollouts=1), r)
+    with pytest.raises(ValueError, match="no sampled completion in groups of 2"), Reporter() as r:
+        grpo.train(GRPORunConfig(**base, generation="graph", greedy_rollouts=2), r)
     assert not artifacts.is_complete(data / "grpo")
 
 
@@ -176,6 +190,24 @@ def test_graph_sampler_greedy_matches_generate_and_stops_at_eos(tiny_model_dir):
         assert a == b[: len(a)] and (len(a) == 12 or a[-1] == 2)
     sampled = GraphSampler(model, eos_token_ids=[2], pad_token_id=0, sampling=Sampling(top_k=5, top_p=0.9))
     assert all(1 <= len(c) <= 12 for c in sampled.generate(prompts, 12))
+
+
+def test_graph_sampler_decodes_rows_marked_greedy_by_argmax_and_samples_the_rest(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from training.graph_sampler import GraphSampler, Sampling
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    prompts = [[1, 5, 6], [1, 5, 6], [1, 9], [1, 9]]
+    argmax = GraphSampler(model, eos_token_ids=[2], pad_token_id=0, sampling=Sampling(temperature=0)).generate(prompts, 12)
+    hot = GraphSampler(model, eos_token_ids=[2], pad_token_id=0, sampling=Sampling(temperature=5.0))
+    runs = [hot.generate(prompts, 12, greedy=[True, False, True, False]) for _ in range(3)]
+    assert all(r[0] == argmax[0] and r[2] == argmax[2] for r in runs)
+    assert any(r[1] != argmax[1] or r[3] != argmax[3] for r in runs)  # at T 5 a sampled row leaves the argmax path
+    with pytest.raises(ValueError, match="2 greedy flags for 4 prompts"):
+        hot.generate(prompts, 12, greedy=[True, False])
 
 
 def test_fused_rms_norm_matches_transformers_norm(tiny_model_dir):

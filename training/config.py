@@ -166,6 +166,10 @@ class GRPORunConfig(RunConfig):
     # repeats that greedy decoding produces, so the penalty never saw them.
     temperature: float = Field(default=0.7, description="rollout sampling temperature")
     beta: float = Field(default=0.04, description="KL coefficient to the reference policy")
+    greedy_rollouts: int = Field(
+        default=0, ge=0, description="completions of each prompt's group decoded greedily instead of sampled (graph "
+        "sampler only): policies are evaluated greedily, and greedy decoding falls into the phrase loops that "
+        "sampled rollouts rarely show, so only a greedy rollout lets the repetition penalty see them")
     learning_rate: float = Field(default=5e-6, description="with fp32 master weights, 5e-6 moves a 135M policy in "
                                  "60 steps of 64 completions; 1e-6 hardly did (bench/RESULTS.md)")
     max_steps: int = Field(default=40, description="-1: num_epochs passes over the prompts")

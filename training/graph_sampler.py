@@ -57,6 +57,7 @@ class _State:
         self.cur = torch.zeros(batch, dtype=torch.long, device=p.device)
         self.pos = torch.zeros(batch, dtype=torch.long, device=p.device)
         self.done = torch.zeros(batch, dtype=torch.bool, device=p.device)
+        self.greedy = torch.zeros(batch, dtype=torch.bool, device=p.device)  # rows decoded by argmax
         self.slot = torch.zeros(1, dtype=torch.long, device=p.device)
         self.step = torch.zeros(1, dtype=torch.long, device=p.device)
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -109,10 +110,14 @@ class GraphSampler:
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         return self.model.lm_head(self.body.norm(x[:, -1])).float()
 
-    def _sample(self, logits: torch.Tensor) -> torch.Tensor:
+    def _sample(self, logits: torch.Tensor, greedy: torch.Tensor) -> torch.Tensor:
         sp = self.sampling
         if sp.temperature <= 0:
             return logits.argmax(-1)
+        return torch.where(greedy, logits.argmax(-1), self._draw(logits))
+
+    def _draw(self, logits: torch.Tensor) -> torch.Tensor:
+        sp = self.sampling
         logits = logits / sp.temperature
         if sp.top_k and sp.top_k < logits.shape[-1]:
             kth = logits.topk(sp.top_k, dim=-1).values[:, -1:]
@@ -126,7 +131,7 @@ class GraphSampler:
         return (probs / torch.empty_like(probs).exponential_()).argmax(-1)  # exponential race = a draw
 
     def _emit(self, s: _State, logits: torch.Tensor) -> None:
-        nxt = torch.where(s.done, torch.full_like(s.cur, self.pad_id), self._sample(logits))
+        nxt = torch.where(s.done, torch.full_like(s.cur, self.pad_id), self._sample(logits, s.greedy))
         s.tokens.index_copy_(1, s.step, nxt[:, None])
         s.done |= torch.isin(nxt, self.eos)
         s.cur.copy_(nxt)
@@ -159,8 +164,10 @@ class GraphSampler:
             self._decode_step(s)
 
     @torch.no_grad()
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
-        """Completions (token ids up to and including the first EOS) for the prompt token lists."""
+    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,
+                 greedy: Sequence[bool] | None = None) -> list[list[int]]:
+        """Completions (token ids up to and including the first EOS) for the prompt token lists;
+        rows marked in ``greedy`` are decoded by argmax whatever the sampling settings."""
         device = self.eos.device
         batch, longest = len(prompts), max(len(p) for p in prompts)
         width = -(-longest // PROMPT_BUCKET) * PROMPT_BUCKET
@@ -176,6 +183,9 @@ class GraphSampler:
         s.valid.zero_()
         s.valid[:, :width] = mask
         s.done.zero_()
+        if greedy is not None and len(greedy) != batch:
+            raise ValueError(f"graph sampler: {len(greedy)} greedy flags for {batch} prompts")
+        s.greedy.copy_(torch.tensor([bool(g) for g in greedy] if greedy is not None else [False] * batch))
         s.tokens.fill_(self.pad_id)
         s.step.zero_()
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)

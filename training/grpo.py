@@ -136,6 +136,7 @@ def trainer_class():
         replay = None  # training.replay.ReplayBuffer: MRPO's memory replay (None = plain GRPO)
         replay_weight = 0.0
         replay_batch = 4
+        greedy_rollouts = 0  # the first N completions of each prompt's group are decoded greedily
 
         def _generate_and_score_completions(self, inputs):
             out = super()._generate_and_score_completions(inputs)
@@ -173,7 +174,9 @@ def trainer_class():
                     pad_token_id=self._tokenizer.pad_token_id,
                     sampling=Sampling(temperature=self.temperature, top_k=self.top_k or 0, top_p=self.top_p or 1.0))
             self.graph_rollouts += 1
-            return self._sampler.generate(prompt_ids, self.max_completion_length), None
+            # TRL repeats each prompt num_generations times in a row, so a group is a run of equal prompts
+            greedy = [i % num_generations < self.greedy_rollouts for i in range(len(prompt_ids))]
+            return self._sampler.generate(prompt_ids, self.max_completion_length, greedy=greedy), None
 
     return Trainer
 
@@ -213,10 +216,16 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     if cold:
         reporter.info(f"cold start: {len(cold)} SFT steps on {len(memory)} remembered revisions, loss "
                       f"{cold[0]:.3f} -> {cold[-1]:.3f}")
-    funcs, weights = reward_functions(cfg)
     vllm = use_vllm(cfg)
     mode = generation_mode(cfg, model, vllm)
     paged = mode == "paged"
+    if cfg.greedy_rollouts and mode != "graph":
+        raise ValueError(f"greedy_rollouts={cfg.greedy_rollouts} needs the graph sampler (generation='graph', "
+                         f"a Llama-family model without LoRA); rollouts here come from {mode!r}")
+    if cfg.greedy_rollouts >= cfg.num_generations:  # a group of identical greedy completions has no advantage
+        raise ValueError(f"greedy_rollouts={cfg.greedy_rollouts} leaves no sampled completion in groups of "
+                         f"{cfg.num_generations}")
+    funcs, weights = reward_functions(cfg)
     # the batch is global: under torchrun each rank generates and trains on its share
     args = GRPOConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size // distributed.world_size(),
                       num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
@@ -230,6 +239,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                           train_dataset=Dataset.from_list(prompt_records(prompts)), processing_class=tok,
                           peft_config=peft_config(cfg), callbacks=[ReporterCallback(reporter)])
     trainer.graph_sampling = mode == "graph"
+    trainer.greedy_rollouts = cfg.greedy_rollouts
     if cfg.replay_weight:
         trainer.replay = replay.ReplayBuffer(cfg.replay_capacity, cfg.replay_min_advantage, cfg.seed)
         trainer.replay_weight, trainer.replay_batch = cfg.replay_weight, cfg.replay_batch
@@ -266,7 +276,8 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     logs = [h for h in trainer.state.log_history if "reward" in h]
     metrics = {"steps": out.global_step, "train_s": round(train_s, 2), "s_per_step": round(train_s / max(out.global_step, 1), 3),
                "completions_per_s": round(out.global_step * cfg.batch_size / train_s, 2),
-               "generation": mode, "graph_rollouts": trainer.graph_rollouts, "kernels": applied,
+               "generation": mode, "graph_rollouts": trainer.graph_rollouts,
+               "greedy_rollouts": cfg.greedy_rollouts, "kernels": applied,
                "reward_first": logs[0].get("reward") if logs else None, "reward_last": logs[-1].get("reward") if logs else None,
                "kl_last": logs[-1].get("kl") if logs else None,
                "repetition_length_neutral": bool(cfg.repetition_weight and cfg.length_neutral and cfg.repetition_length_neutral),

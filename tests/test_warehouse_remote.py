@@ -10,8 +10,10 @@ import pytest
 
 from tests.remote_servers import postgres, s3_server
 from tests.test_warehouse_concurrency import writer
+from tests.test_warehouse_store import migration_applied_meanwhile_by_another_writer
 from warehouse import Warehouse, WarehouseConfig
 from warehouse.config import S3Settings
+from warehouse.migrations import MIGRATIONS
 from warehouse.schema import PromptRow
 
 
@@ -54,9 +56,10 @@ def test_events_on_postgres_and_s3_dedupe_time_travel_and_project(remote):
     assert "zhufu-test-secret" not in repr(config) and "zhufu-test-secret" not in config.describe()
 
 
-def test_four_processes_appending_at_once_to_a_postgres_catalog_store_every_row_once(remote):
+def test_four_processes_migrating_and_appending_at_once_to_a_postgres_catalog_store_every_row_once(remote):
+    """No process migrates first: on a server catalog there is no inter-process lock, so the four find
+    every migration pending at once; each migration must still be applied exactly once."""
     config = _config(remote, "four")
-    Warehouse(config).migrate()
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(4)
     procs = [ctx.Process(target=writer, args=(config, w, barrier, 3)) for w in range(4)]
@@ -69,6 +72,13 @@ def test_four_processes_appending_at_once_to_a_postgres_catalog_store_every_row_
     counts = wh.sql("SELECT count(*) AS n, count(DISTINCT id) AS d FROM prompts").row(0, named=True)
     assert counts == {"n": 3 * 4 + 4 * 3 * 3, "d": 3 * 4 + 4 * 3 * 3}
     assert wh.sql("SELECT count(*) AS n FROM materializations")["n"][0] == 12
+    ledger = wh.sql("SELECT version, count(*) AS n FROM schema_migrations GROUP BY version")
+    assert ledger.height == len(MIGRATIONS) and set(ledger["n"]) == {1}
+
+
+def test_a_migration_another_writer_applies_meanwhile_is_applied_once_on_postgres(remote):
+    # PostgreSQL takes no lock that would make the second commit fail: only the guard row's conflict does
+    migration_applied_meanwhile_by_another_writer(Warehouse(_config(remote, "race")))
 
 
 def test_dagster_on_postgres_materializes_into_the_remote_warehouse(remote, tmp_path):

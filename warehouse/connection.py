@@ -47,13 +47,21 @@ def is_transient(exc: BaseException) -> bool:
     return any(marker.lower() in text.lower() for marker in _TRANSIENT)
 
 
-def with_retries(fn: Callable[[], T], *, attempts: int = 40, base_delay: float = 0.02) -> T:
+def is_init_race(exc: BaseException) -> bool:
+    """Another process created the same fresh catalog's metadata tables first (a server catalog has
+    no file lock to serialize it): attaching again finds them."""
+    text = str(exc)
+    return "Failed to initialize DuckLake" in text and ("already exists" in text or "duplicate key" in text)
+
+
+def with_retries(fn: Callable[[], T], *, attempts: int = 40, base_delay: float = 0.02,
+                 transient: Callable[[BaseException], bool] = is_transient) -> T:
     """Call ``fn``; on a transient catalog error back off (exponential, jittered) and retry."""
     for attempt in range(attempts):
         try:
             return fn()
         except duckdb.Error as exc:
-            if not is_transient(exc) or attempt == attempts - 1:
+            if not transient(exc) or attempt == attempts - 1:
                 raise
             time.sleep(min(1.0, base_delay * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
@@ -162,7 +170,7 @@ def open_connection(
         return con
 
     try:
-        return with_retries(attach)
+        return with_retries(attach, transient=lambda e: is_transient(e) or is_init_race(e))
     except duckdb.Error as exc:
         # DuckDB echoes the catalog string (and its password) in attach errors: mask it, and do not
         # chain the original, whose traceback would print it unmasked.

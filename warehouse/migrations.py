@@ -13,6 +13,7 @@ records the projection rows it replaces in ``<table>_superseded`` and ``<table>_
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -233,3 +234,48 @@ LEDGER_SQL = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version BIGINT, name VARCHAR, applied_at TIMESTAMP WITH TIME ZONE)"
 )
+# One row that every migration's transaction updates. On a server catalog no file lock serializes
+# processes, and two that find the same migration pending would both apply it (DuckLake lets their
+# inserts into the ledger both commit); deleting from the same table is a DuckLake conflict, so the
+# second commit fails, and its retry finds the migration recorded.
+GUARD_TABLE = "schema_migrations_guard"
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:  # a failed COMMIT has already ended the transaction
+        pass
+
+
+def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    """The ledger and its guard row (a no-op, and no snapshot, when both exist)."""
+    con.execute("BEGIN")
+    try:
+        con.execute(LEDGER_SQL)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {GUARD_TABLE} (n BIGINT)")
+        con.execute(f"INSERT INTO {GUARD_TABLE} SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM {GUARD_TABLE})")
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        raise
+
+
+def apply_once(con: duckdb.DuckDBPyConnection, m: Migration) -> bool:
+    """Apply ``m`` and record it in one snapshot, unless the ledger already holds it (another process
+    applied it since we looked); True when this call applied it. A conflict raises (retry it)."""
+    con.execute("BEGIN")
+    try:
+        if con.execute("SELECT count(*) FROM schema_migrations WHERE version = ?", [m.version]).fetchone()[0]:
+            con.execute("ROLLBACK")
+            return False
+        con.execute(f"UPDATE {GUARD_TABLE} SET n = n + 1")
+        m.apply(con)
+        con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [m.version, m.name])
+        con.execute(f"CALL {CATALOG}.set_commit_message('zhufu', ?, extra_info => ?)",
+                    [f"migration {m.version}: {m.name}", json.dumps({"migration": m.version})])
+        con.execute("COMMIT")
+        return True
+    except BaseException:
+        _rollback(con)
+        raise

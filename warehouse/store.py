@@ -22,7 +22,7 @@ from warehouse.commit_index import CommitIndex, TableIndex, TableWrites
 from warehouse.config import WarehouseConfig
 from warehouse.connection import CATALOG, masked_errors, open_connection, with_retries, write_lock
 from warehouse.errors import WarehouseError
-from warehouse.migrations import LEDGER_SQL, MIGRATIONS
+from warehouse.migrations import MIGRATIONS, apply_once, ensure_ledger
 from warehouse.readers import ReaderPool
 from warehouse.schema import (
     ID_HASH,
@@ -288,30 +288,11 @@ class Warehouse:
         with masked_errors(self.config), write_lock(self.config):
             con = open_connection(self.config)
             try:
-                con.execute(LEDGER_SQL)
+                with_retries(lambda: ensure_ledger(con))
                 done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
                 for m in MIGRATIONS:
-                    if m.version in done:
-                        continue
-
-                    def apply(m=m) -> None:
-                        con.execute("BEGIN")
-                        try:
-                            m.apply(con)
-                            con.execute(
-                                "INSERT INTO schema_migrations VALUES (?, ?, now())", [m.version, m.name]
-                            )
-                            con.execute(
-                                f"CALL {CATALOG}.set_commit_message('zhufu', ?, extra_info => ?)",
-                                [f"migration {m.version}: {m.name}", json.dumps({"migration": m.version})],
-                            )
-                            con.execute("COMMIT")
-                        except BaseException:
-                            con.execute("ROLLBACK")
-                            raise
-
-                    with_retries(apply)
-                    applied_now.append(m.version)
+                    if m.version not in done and with_retries(lambda m=m: apply_once(con, m)):
+                        applied_now.append(m.version)
             finally:
                 con.close()
         self._migrated = True

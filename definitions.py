@@ -44,6 +44,9 @@ seed_data_job = dg.define_asset_job(
     "seed_data_job",
     selection=dg.AssetSelection.assets(ingest.seed_sft_examples, ingest.seed_preference_pairs, ingest.human_labels),
     description="Ingest the seed data (SFT examples, preference pairs, human labels).",
+    # steps of well under a second: a process per step (the default executor) would spend ~20 s each
+    # importing the code location
+    executor_def=dg.in_process_executor,
 )
 
 warehouse = WarehouseResource()

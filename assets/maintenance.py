@@ -55,7 +55,8 @@ def warehouse_maintenance(context: dg.AssetExecutionContext, config: Maintenance
 
 warehouse_maintenance_job = dg.define_asset_job(
     "warehouse_maintenance_job", selection=dg.AssetSelection.assets(warehouse_maintenance),
-    description="Merge small files, expire old snapshots (lineage kept), delete unused files.")
+    description="Merge small files, expire old snapshots (lineage kept), delete unused files.",
+    executor_def=dg.in_process_executor)  # one step: a step process would only add an import of the code location
 
 warehouse_maintenance_schedule = dg.ScheduleDefinition(
     job=warehouse_maintenance_job, cron_schedule="30 3 * * *", default_status=dg.DefaultScheduleStatus.RUNNING,

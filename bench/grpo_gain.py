@@ -8,6 +8,8 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   rm         the training reward model: Bradley–Terry (fast engine) on half A of reward_pairs_train
   evaluator  the independent evaluator: the same on half B (disjoint pairs)
   judge      the trained 是/否 judge on half A (pairwise term, two epochs, length-rule rows: --judge-variant)
+  judge_b    the same judge recipe on half B: a second independent evaluator, of the judge's kind (the evaluator
+             is a reward model, which shares the training RM's recipe and so favours GRPO (RM); eval reports both)
   grpo_rm    GRPO from SFT, reward = the training reward model
   grpo_judge GRPO from SFT, reward = the judge's P(是) under the initial S_D
   grpo_weighted  GRPO from SFT, reward = reward model + judge (each length-neutral, on one scale)
@@ -84,7 +86,8 @@ def prepare(data: Path, work: Path, judge_variant: str = "pairwise2_len") -> dic
     from bench.judge_gain import VARIANTS
 
     work.mkdir(parents=True, exist_ok=True)
-    f = {k: work / f"{k}.jsonl" for k in ("sft", "pairs_a", "pairs_b", "judge", "grpo", "test", "labels", "dev")}
+    f = {k: work / f"{k}.jsonl" for k in ("sft", "pairs_a", "pairs_b", "judge", "judge_b", "grpo", "test", "labels",
+                                           "dev")}
     marker = work / "judge_variant.txt"  # one work directory, one judge recipe: its artifacts depend on it
     if marker.exists() and marker.read_text().strip() != judge_variant:
         raise SystemExit(f"{work} holds a judge trained as {marker.read_text().strip()!r}, not {judge_variant!r}: "
@@ -96,10 +99,12 @@ def prepare(data: Path, work: Path, judge_variant: str = "pairwise2_len") -> dic
     train = read_pairs(data / "reward_pairs_train.json")
     a = [p for p in train if half(p) == 0]
     write_jsonl(f["pairs_a"], a)
-    write_jsonl(f["pairs_b"], [p for p in train if half(p) == 1])
+    b = [p for p in train if half(p) == 1]
+    write_jsonl(f["pairs_b"], b)
     v = VARIANTS[judge_variant]
-    write_jsonl(f["judge"], judge_rows(a, rule_share=v.rule_share, rule_kind=v.rule_kind,
-                                       degraded_share=v.degraded_share, matched_repeat=v.matched_repeat))
+    for name, pairs in (("judge", a), ("judge_b", b)):
+        write_jsonl(f[name], judge_rows(pairs, rule_share=v.rule_share, rule_kind=v.rule_kind,
+                                        degraded_share=v.degraded_share, matched_repeat=v.matched_repeat))
     marker.write_text(judge_variant)
     write_jsonl(f["grpo"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/train.parquet").to_pylist()])
     write_jsonl(f["test"], [{"prompt": message_text(r["prompt"])} for r in pq.read_table(data / "grpo/test.parquet").to_pylist()])
@@ -175,12 +180,13 @@ def main() -> int:
                                  learning_rate=1.6e-4, train_files=[str(pairs_file)], eval_pairs_file=str(f["dev"]),
                                  eval_labels_file=str(f["labels"]), logging_steps=20), r)
     jv = VARIANTS[a.judge_variant]
-    if "judge" in a.stages and not done(work / "judge"):
-        judge.train(JudgeRunConfig(base_model=a.model, output_dir=str(work / "judge"), train_file=str(f["judge"]),
-                                   eval_labels_file=str(f["labels"]), eval_pairs_file=str(f["dev"]),
-                                   eval_principles=list(INITIAL_S_D), principle_ablations=False,
-                                   num_epochs=jv.epochs, pairwise_weight=jv.pairwise_weight,
-                                   learning_rate=jv.learning_rate, logging_steps=50), r)
+    for stage in ("judge", "judge_b"):
+        if stage in a.stages and not done(work / stage):
+            judge.train(JudgeRunConfig(base_model=a.model, output_dir=str(work / stage), train_file=str(f[stage]),
+                                       eval_labels_file=str(f["labels"]), eval_pairs_file=str(f["dev"]),
+                                       eval_principles=list(INITIAL_S_D), principle_ablations=False,
+                                       num_epochs=jv.epochs, pairwise_weight=jv.pairwise_weight,
+                                       learning_rate=jv.learning_rate, logging_steps=50), r)
     if "memory" in a.stages and not (work / "memory.jsonl").exists():
         reflect_memory(a, work, f)
     suffix = ("_raw" if a.raw_rewards else "") + (f"_{a.tag}" if a.tag else "")
@@ -354,13 +360,15 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
                                                      "s_per_step", "device")}}
     outs = {name: generate(path, test, max_new_tokens=128, batch_size=64) for name, path in policies}
     scorers = {"evaluator": RewardScorer(str(work / "evaluator")), "train_rm": RewardScorer(str(work / "rm"))}
-    judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))
+    judges = {k: LLMRuntime(LocalBackend(str(work / k), batch_size=64, progress=False))
+              for k in ("judge", "judge_b") if artifacts.is_complete(work / k)}
     scores: dict[str, dict[str, list[float]]] = {}
     for name, o in outs.items():
         scores[name] = {k: s.score(test, o) for k, s in scorers.items()}
-        ps = principles.probabilities(principles.detect(judge, list(zip(test, o, strict=True)),
-                                                        principles.INITIAL_S_D, tag=f"eval-{name}"))
-        scores[name]["judge"] = [0.0 if x is None else x for x in ps]
+        for k, runtime in judges.items():
+            ps = principles.probabilities(principles.detect(runtime, list(zip(test, o, strict=True)),
+                                                            principles.INITIAL_S_D, tag=f"eval-{k}-{name}"))
+            scores[name][k] = [0.0 if x is None else x for x in ps]
     rows, result = [], {}
     for name, o in outs.items():
         lens = [len(x) for x in o]
@@ -370,7 +378,7 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
             m, se = mean_se(v)
             row[k] = f"{m:.3f}±{se:.3f}"
         if name in training:
-            for k in ("evaluator", "judge"):
+            for k in ("evaluator", *judges):
                 c = paired_comparison(scores[name][k], scores["sft"][k], lens, [len(x) for x in outs["sft"]])
                 z = c["gain_beyond_length"] / c["gain_se"] if c["gain_se"] else None
                 row[f"{k} gain vs sft"] = f"{c['gain']:.3f}±{c['gain_se']:.3f}"
@@ -386,6 +394,7 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
     if a.out:
         Path(a.out).write_text(json.dumps({"rows": rows, "comparisons": result, "training": training,
                                            "samples": {k: v[:10] for k, v in outs.items()},
+                                           "outputs": outs, "prompts": test,  # to score them again later
                                            # per prompt, so any two policies can be compared afterwards
                                            "per_prompt": {k: {"chars": [len(x) for x in outs[k]], **scores[k]}
                                                           for k in outs}},

@@ -67,6 +67,15 @@ def with_retries(fn: Callable[[], T], *, attempts: int = 40, base_delay: float =
     raise AssertionError("unreachable")
 
 
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """End ``con``'s failed transaction. After a failed COMMIT DuckDB has ended it already, and a ROLLBACK's
+    "no transaction is active" would replace the commit's error — the conflict a retry would cure."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
 def sandbox(con: duckdb.DuckDBPyConnection, config: WarehouseConfig) -> None:
     """Confine ``con`` (the lake already attached) to reading the lake: no other file (read_csv,
     read_text, COPY … TO, ATTACH of a file), no extension INSTALL/LOAD, and no SET that undoes it."""

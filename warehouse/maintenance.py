@@ -35,7 +35,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.connection import CATALOG, masked_errors, with_retries, write_lock
+from warehouse.connection import CATALOG, masked_errors, rollback, with_retries, write_lock
 from warehouse.schema import EVENT_MODELS, projection_table, superseded_table
 from warehouse.store import Warehouse
 
@@ -182,7 +182,7 @@ def _fold_superseded(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                     ["maintenance: superseded projection rows deleted", json.dumps({"folded_rows": counts})])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)  # a failed COMMIT's conflict must reach with_retries
         raise
     return counts
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from warehouse.connection import CATALOG
+from warehouse.connection import CATALOG, rollback
 from warehouse.schema import (
     EVENT_MODELS,
     KEY_HASH,
@@ -241,13 +241,6 @@ LEDGER_SQL = (
 GUARD_TABLE = "schema_migrations_guard"
 
 
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    try:
-        con.execute("ROLLBACK")
-    except duckdb.Error:  # a failed COMMIT has already ended the transaction
-        pass
-
-
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     """The ledger and its guard row (a no-op, and no snapshot, when both exist)."""
     con.execute("BEGIN")
@@ -257,7 +250,7 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"INSERT INTO {GUARD_TABLE} SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM {GUARD_TABLE})")
         con.execute("COMMIT")
     except BaseException:
-        _rollback(con)
+        rollback(con)
         raise
 
 
@@ -277,5 +270,5 @@ def apply_once(con: duckdb.DuckDBPyConnection, m: Migration) -> bool:
         con.execute("COMMIT")
         return True
     except BaseException:
-        _rollback(con)
+        rollback(con)
         raise

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from warehouse import commit_index
 from warehouse.commit_index import CommitIndex, TableIndex, TableWrites
 from warehouse.config import WarehouseConfig
-from warehouse.connection import CATALOG, masked_errors, open_connection, with_retries, write_lock
+from warehouse.connection import CATALOG, masked_errors, open_connection, rollback, with_retries, write_lock
 from warehouse.errors import WarehouseError
 from warehouse.migrations import MIGRATIONS, apply_once, ensure_ledger
 from warehouse.readers import ReaderPool
@@ -418,10 +418,7 @@ class Warehouse:
             )
             con.execute("COMMIT")
         except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
+            rollback(con)
             raise
         if index is not None:
             index.committed(con, before, writes)

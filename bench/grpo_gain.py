@@ -8,6 +8,8 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   rm         the training reward model: Bradley–Terry (fast engine) on half A of reward_pairs_train
   evaluator  the independent evaluator: the same on half B (disjoint pairs)
   judge      the trained 是/否 judge on half A (pairwise term, two epochs, length-rule rows: --judge-variant)
+  judge2     the same judge recipe on half A under seed 1: with --judge-ensemble, GRPO (judge)'s reward averages it
+             with the judge's
   judge_b    the same judge recipe on half B: a second independent evaluator, of the judge's kind (the evaluator
              is a reward model, which shares the training RM's recipe and so favours GRPO (RM); eval reports both)
   grpo_rm    GRPO from SFT, reward = the training reward model
@@ -159,6 +161,9 @@ def main() -> int:
                    help="MRPO: SFT steps on the memory before GRPO (0: replay only, as the mrpo_policy asset)")
     p.add_argument("--cold-start-lr", type=float, default=1e-5)
     p.add_argument("--replay-weight", type=float, default=0.1)
+    p.add_argument("--judge-ensemble", action="store_true",
+                   help="grpo_judge, grpo_weighted: the judge reward is the mean of judge's and judge2's "
+                        "(GRPORunConfig.judge_ensemble)")
     p.add_argument("--out")
     a = p.parse_args()
     from agents.principles import INITIAL_S_D
@@ -166,6 +171,9 @@ def main() -> int:
     from training import grpo, judge, rm, sft
 
     work = Path(a.work)
+    if a.judge_ensemble:
+        NEEDS["grpo_judge"] += ("judge2",)
+        NEEDS["grpo_weighted"] += ("judge2",)
     if missing := missing_inputs(a.stages, work, a.reflect_writer):
         p.error("; ".join(missing) + " (add the stage that builds it to --stages, or run it first)")
     f = prepare(Path(a.data), work, a.judge_variant)
@@ -180,9 +188,11 @@ def main() -> int:
                                  learning_rate=1.6e-4, train_files=[str(pairs_file)], eval_pairs_file=str(f["dev"]),
                                  eval_labels_file=str(f["labels"]), logging_steps=20), r)
     jv = VARIANTS[a.judge_variant]
-    for stage in ("judge", "judge_b"):
+    for stage in ("judge", "judge2", "judge_b"):
         if stage in a.stages and not done(work / stage):
-            judge.train(JudgeRunConfig(base_model=a.model, output_dir=str(work / stage), train_file=str(f[stage]),
+            judge.train(JudgeRunConfig(base_model=a.model, output_dir=str(work / stage),
+                                       train_file=str(f["judge" if stage == "judge2" else stage]),
+                                       seed=1 if stage == "judge2" else 0,
                                        eval_labels_file=str(f["labels"]), eval_pairs_file=str(f["dev"]),
                                        eval_principles=list(INITIAL_S_D), principle_ablations=False,
                                        num_epochs=jv.epochs, pairwise_weight=jv.pairwise_weight,
@@ -198,6 +208,7 @@ def main() -> int:
             m = grpo.train(GRPORunConfig(
                 base_model=str(work / "sft"), output_dir=str(work / (stage + suffix)), prompts_file=str(f["grpo"]),
                 reward=reward, reward_model=str(work / "rm"), judge_model=str(work / "judge"),
+                judge_ensemble=[str(work / "judge2")] if a.judge_ensemble and stage != "grpo_rm" else [],
                 judge_principles=list(INITIAL_S_D), max_steps=a.grpo_steps, batch_size=64, num_generations=4,
                 max_completion_length=128, learning_rate=a.grpo_lr, beta=a.beta, logging_steps=5,
                 repetition_weight=a.repetition_weight, novelty_weight=a.novelty_weight,
@@ -354,7 +365,7 @@ def evaluate(a, work: Path, f: dict[str, Path]) -> None:
                                                         "repetition_weight", "novelty_weight", "judge_margin",
                                                         "length_neutral", "normalize_rewards", "seed",
                                                         "cold_start_steps", "cold_start_lr", "replay_weight",
-                                                        "greedy_rollouts")},
+                                                        "greedy_rollouts", "judge_ensemble")},
                             **{k: m.get(k) for k in ("repetition_length_neutral", "reward_first", "reward_last",
                                                      "kl_last", "completion_length_last",
                                                      "s_per_step", "device")}}

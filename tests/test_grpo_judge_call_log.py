@@ -67,6 +67,24 @@ def test_standalone_the_judge_reward_keeps_no_log(zhufu_home, tmp_path, tiny_mod
     assert not (zhufu_home / "lake").exists()  # no warehouse was made
 
 
+def test_a_judge_ensemble_averages_every_judges_reward_each_logged_apart(zhufu_home, tmp_path, tiny_model_dir):
+    import shutil
+
+    from training.grpo import reward_functions
+    from training.rewards import JudgeReward
+
+    other = tmp_path / "judge_2"  # a second judge: another path, so its calls are keyed apart
+    shutil.copytree(tiny_model_dir, other)
+    cfg = _cfg(tmp_path, tiny_model_dir).model_copy(update={"judge_ensemble": [str(other)]})
+    funcs, weights = reward_functions(cfg)
+    judges = [getattr(f, "func", f) for f in funcs if isinstance(getattr(f, "func", f), JudgeReward)]
+    assert [j.runtime.model_id for j in judges] == [str(tiny_model_dir), str(other)]
+    assert [f.__name__ for f in funcs] == ["judge_reward", "judge_reward_1"] and weights == [0.5, 0.5]
+    prompts = [PROMPTS[0], PROMPTS[0], PROMPTS[1], PROMPTS[1]]
+    assert judges[0](prompts, COMPLETIONS) == judges[1](prompts, COMPLETIONS)  # same weights, same scores
+    assert all(j.runtime.stats.model_calls == 4 for j in judges)  # each judge scored, none answered for the other
+
+
 @pytest.mark.parametrize("location", [f"postgres:dbname=zhufu host=db user=zhufu password={PASSWORD}",
                                       f"postgres:postgresql://zhufu:{PASSWORD}@db:5432/zhufu"])
 def test_a_location_with_a_password_is_refused_and_not_echoed(location, tmp_path):

@@ -103,6 +103,28 @@ def test_bad_training_input_names_file_and_line(tmp_path):
         SFTRunConfig.load(cfg)
 
 
+def test_a_reader_never_sees_a_half_written_jsonl(tmp_path):
+    from training.data import write_jsonl
+
+    path = tmp_path / "rows.jsonl"
+    write_jsonl(path, [{"prompt": "旧"}])
+    seen = []
+
+    def rows():  # read the file while the new version is being written
+        yield {"prompt": "新1"}
+        seen.append(read_jsonl(path, ("prompt",)))
+        yield {"prompt": "新2"}
+
+    assert write_jsonl(path, rows()) == 2
+    assert seen == [[{"prompt": "旧"}]]  # the old file, whole
+    assert read_jsonl(path, ("prompt",)) == [{"prompt": "新1"}, {"prompt": "新2"}]
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.jsonl"]  # no temporary file left
+    with pytest.raises(TypeError):  # a failed write leaves the old file and no temporary one
+        write_jsonl(path, [{"prompt": object()}])
+    assert read_jsonl(path, ("prompt",)) == [{"prompt": "新1"}, {"prompt": "新2"}]
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.jsonl"]
+
+
 def test_right_padding_needs_no_attention_mask_for_the_last_token_reward(tiny_model_dir):
     import torch
     from transformers import AutoModelForSequenceClassification

@@ -136,6 +136,10 @@ class GRPORunConfig(RunConfig):
     reward_model: str | None = Field(default=None, description="path of a reward-model artifact")
     judge_principles: list[str] = Field(default_factory=list, description="S_D for the judge reward")
     judge_model: str | None = Field(default=None, description="model the judge runs on (default: the base model)")
+    judge_ensemble: list[str] = Field(
+        default_factory=list, description="further judge models (e.g. the judge recipe under other seeds): the judge "
+        "reward is the mean of every judge's shaped reward, which one judge's quirks cannot move alone (reward-model "
+        "ensembles against over-optimisation: Coste et al. 2023, arXiv:2310.02743)")
     call_log: CallLogConfig | None = Field(
         default=None, description="record the judge reward's calls in this warehouse's llm_calls and answer repeated "
         "ones from it (set by the grpo_policy asset); None: an in-memory runtime, nothing recorded")

@@ -6,6 +6,7 @@ Errors name the file and line. Rows become TRL's conversational formats.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,20 @@ def read_jsonl(path: str | Path, required: Iterable[str]) -> list[dict[str, Any]
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write ``rows`` to a temporary file renamed over ``path``: a process reading ``path`` meanwhile (another
+    stage preparing the same inputs) sees the old file or the new one, never half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     n = 0
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return n
 
 

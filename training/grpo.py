@@ -62,14 +62,16 @@ def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
 
     runtimes: list = []
 
+    def runtime_of(model: str):
+        from resources.llm.local import LocalBackend
+        from resources.llm.runtime import LLMRuntime
+
+        return LLMRuntime(LocalBackend(model, batch_size=64, progress=False), judge_call_log(cfg))
+
     def judge_runtime():
         """One judge model in memory for the judge and the criteria rewards (the same model reads both)."""
         if not runtimes:
-            from resources.llm.local import LocalBackend
-            from resources.llm.runtime import LLMRuntime
-
-            backend = LocalBackend(cfg.judge_model or cfg.base_model, batch_size=64, progress=False)
-            runtimes.append(LLMRuntime(backend, judge_call_log(cfg)))
+            runtimes.append(runtime_of(cfg.judge_model or cfg.base_model))
         return runtimes[0]
 
     funcs, weights = [], []
@@ -81,8 +83,11 @@ def reward_functions(cfg: GRPORunConfig) -> tuple[list, list[float]]:
     if cfg.reward in ("judge", "weighted"):
         if not cfg.judge_principles:
             raise ValueError("reward 'judge' needs judge_principles (an S_D)")
-        funcs.append(shaped(JudgeReward(judge_runtime(), cfg.judge_principles, margin=cfg.judge_margin)))
-        weights.append(cfg.reward_weights.get("judge", 1.0))
+        judges = [judge_runtime(), *(runtime_of(m) for m in cfg.judge_ensemble)]
+        for i, rt in enumerate(judges):  # an ensemble's members share the judge's weight
+            name = "judge_reward" + (f"_{i}" if i else "")
+            funcs.append(shaped(JudgeReward(rt, cfg.judge_principles, margin=cfg.judge_margin, name=name)))
+            weights.append(cfg.reward_weights.get("judge", 1.0) / len(judges))
     if cfg.reward == "criteria" or (cfg.reward == "weighted" and cfg.criteria):
         if not cfg.criteria:
             raise ValueError("reward 'criteria' needs criteria (active criteria_latest rows of one scenario)")

@@ -34,7 +34,9 @@ class JudgeReward:
 
     __name__ = "judge_reward"  # TRL logs rewards under the function's name
 
-    def __init__(self, runtime: Runtime, s_d: list[str], *, failed_reward: float = 0.0, margin: bool = False):
+    def __init__(self, runtime: Runtime, s_d: list[str], *, failed_reward: float = 0.0, margin: bool = False,
+                 name: str = "judge_reward"):
+        self.__name__ = name  # an ensemble's members log apart
         self.runtime = runtime
         self.s_d = list(s_d)
         self.failed_reward = failed_reward

@@ -35,6 +35,8 @@ Key = tuple[int | None, bool]  # (as_of snapshot, sandboxed)
 class _Reader:
     con: duckdb.DuckDBPyConnection
     cursors: dict[int, duckdb.DuckDBPyConnection] = field(default_factory=dict)  # thread id -> cursor
+    # thread id -> its cursor's ``latest_reads`` checks (table -> snapshot, superseded table empty then)
+    latest_checks: dict[int, dict[str, tuple[int, bool]]] = field(default_factory=dict)
 
     def close(self) -> None:
         for cur in self.cursors.values():
@@ -77,8 +79,15 @@ class ReaderPool:
             alive = {t.ident for t in threading.enumerate()}
             for ident in [i for i in reader.cursors if i not in alive]:  # cursors of finished threads
                 reader.cursors.pop(ident).close()
+                reader.latest_checks.pop(ident, None)
             reader.cursors[thread] = cur
         return cur
+
+    def latest_checks(self, *, sandboxed: bool = False) -> dict[str, tuple[int, bool]]:
+        """This thread's ``warehouse.latest_reads`` checks for its live cursor (take :meth:`cursor` first)."""
+        with self._lock:
+            reader = self._readers[(None, sandboxed)]
+            return reader.latest_checks.setdefault(threading.get_ident(), {})
 
     def _open(self, key: Key) -> _Reader:
         # Not under self._lock: an attach takes ~230 ms and must not hold up reads on open connections.

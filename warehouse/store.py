@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from warehouse import commit_index
+from warehouse import commit_index, latest_reads
 from warehouse.commit_index import CommitIndex, TableIndex, TableWrites
 from warehouse.config import WarehouseConfig
 from warehouse.connection import CATALOG, masked_errors, open_connection, rollback, with_retries, write_lock
@@ -468,9 +468,14 @@ class Warehouse:
         as of that snapshot; ``sandboxed`` as in :meth:`connect`."""
         self._ensure_schema()
 
+        latest = latest_reads.tables_read(query) if as_of is None else []
+
         def run() -> pl.DataFrame:
             con = self.readers.cursor(as_of=as_of, sandboxed=sandboxed)
             try:
+                if latest:  # <table>_latest without its superseded-row join while there is nothing to join
+                    return latest_reads.read(con, self.readers.latest_checks(sandboxed=sandboxed), latest, query,
+                                             params)
                 return con.execute(query, params or []).pl()  # fetched whole: no transaction left open
             except duckdb.FatalException:
                 self.readers.discard(as_of=as_of, sandboxed=sandboxed)  # invalidated: reopen on retry

@@ -86,7 +86,9 @@ class ReaderPool:
     def latest_checks(self, *, sandboxed: bool = False) -> dict[str, tuple[int, bool]]:
         """This thread's ``warehouse.latest_reads`` checks for its live cursor (take :meth:`cursor` first)."""
         with self._lock:
-            reader = self._readers[(None, sandboxed)]
+            reader = self._readers.get((None, sandboxed))
+            if reader is None:  # discarded by another thread meanwhile: checks that last for this read only
+                return {}
             return reader.latest_checks.setdefault(threading.get_ident(), {})
 
     def _open(self, key: Key) -> _Reader:

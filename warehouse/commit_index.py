@@ -224,9 +224,11 @@ class CommitIndex:
         """Apply the commits after ``ti.snapshot`` from DuckLake's change feeds: the projection's inserted rows
         are added; its rows recorded as superseded are removed, after the additions (a row may be both within
         the range). Only snapshots that inserted rows are read (``_inserting_runs``)."""
+        runs = _inserting_runs(con, ti.snapshot + 1, now)
+
         def inserted(table: str, columns: str) -> dict[str, np.ndarray]:
             parts = [_numpy(con, f"SELECT {columns} FROM ducklake_table_insertions('{CATALOG}', 'main', "
-                                 f"'{table}', {a}, {b})") for a, b in _inserting_runs(con, ti.snapshot + 1, now)]
+                                 f"'{table}', {a}, {b})") for a, b in runs]
             if not parts:
                 return _numpy(con, f"SELECT {columns} FROM {table} LIMIT 0")
             return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}

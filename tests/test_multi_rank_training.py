@@ -73,6 +73,14 @@ def test_two_ranks_train_the_reward_model_one_process_trains(tmp_path, tiny_mode
     assert _max_diff(tmp_path / "rm1", tiny_model_dir) > 1e-3  # and training did move them
 
 
+def test_micro_batches_on_two_ranks_accumulate_the_update_of_the_whole_batch(tmp_path, tiny_model_dir, pairs_file):
+    cfg = dict(base_model=str(tiny_model_dir), train_files=[str(pairs_file)], engine="fast", batch_size=8,
+               max_steps=3, learning_rate=1e-3, logging_steps=1)
+    _run("training.rm", RMRunConfig(output_dir=str(tmp_path / "rm1"), **cfg), 1)
+    _run("training.rm", RMRunConfig(output_dir=str(tmp_path / "rm2m"), micro_batch_size=2, **cfg), 2)
+    assert _max_diff(tmp_path / "rm1", tmp_path / "rm2m") < 1e-4  # 2 ranks x 2 chunks of 2 = one batch of 8
+
+
 def test_two_ranks_train_the_judge_one_process_trains(tmp_path, tiny_model_dir):
     rows = [{"prompt": p, "response": resp, "label": label, "pair": i}
             for i, (p, c, r) in enumerate(PAIRS) for resp, label in ((c, 1), (r, 0))]
@@ -94,3 +102,60 @@ def test_more_than_one_gpu_launches_one_rank_per_gpu(monkeypatch, tmp_path):
     assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     assert TrainingResource(gpus=1, launcher="torchrun").command("training.rm", tmp_path / "c.json")[4] == \
         "--nproc_per_node=1"
+
+
+AVERAGER_WORKER = '''
+import json, sys, torch
+from training import distributed
+
+distributed.init()
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
+                            torch.nn.Linear(8, 1))
+unused = torch.nn.Parameter(torch.ones(3))  # never reached by the loss: keeps no gradient
+params = [unused, *model.parameters()]  # first here, so its bucket is the last: it holds back no other
+averager = distributed.GradientAverager(params, bucket_mb=float(sys.argv[2]))
+x = torch.linspace(-1, 1, 32).reshape(8, 4)
+out = {}
+for step in range(2):  # the hooks re-arm after finish(): a second step averages again
+    mine = distributed.shard(list(range(8)))
+    loss = model(x[mine] * (step + 1)).pow(2).mean()
+    loss.backward()
+    out["launched_in_backward"] = len(averager._launched)
+    averager.finish()
+    out[f"grads_{step}"] = [p.grad.tolist() if p.grad is not None else None for p in params]
+    for p in params:
+        p.grad = None
+out["buckets"] = len(averager.buckets)
+averager.close()
+if distributed.rank() == 0:
+    open(sys.argv[1], "w").write(json.dumps(out))
+distributed.shutdown()
+'''
+
+
+@pytest.mark.parametrize("bucket_mb", [1e-6, float("inf")])
+def test_gradients_averaged_in_buckets_during_backward_equal_the_whole_batchs(tmp_path, bucket_mb):
+    script = tmp_path / "worker.py"
+    script.write_text(AVERAGER_WORKER, encoding="utf-8")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*distributed.command("x", "y", ranks=2)[:5], str(script), str(tmp_path / "two.json"),
+                           str(bucket_mb)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = json.loads((tmp_path / "two.json").read_text())
+    # one process, the whole batch: the reference gradients
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
+                                torch.nn.Linear(8, 1))
+    x = torch.linspace(-1, 1, 32).reshape(8, 4)
+    for step in range(2):
+        model.zero_grad(set_to_none=True)
+        model(x * (step + 1)).pow(2).mean().backward()
+        for p, g in zip(model.parameters(), two[f"grads_{step}"][1:], strict=True):
+            assert torch.allclose(p.grad, torch.tensor(g), atol=1e-6)
+        assert two[f"grads_{step}"][0] is None  # the unused parameter keeps no gradient
+    if bucket_mb < 1:
+        assert two["buckets"] == 7  # one parameter a bucket
+        assert two["launched_in_backward"] == 6  # every reached bucket started before backward returned
+    else:
+        assert two["buckets"] == 1 and two["launched_in_backward"] == 0

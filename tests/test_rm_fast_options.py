@@ -1,6 +1,7 @@
 """The fast reward-model engine honours the options that change the model id: LoRA trains adapters
 (merged into the artifact; the embeddings stay untouched) and gradient checkpointing is on during
-training, also with packed rows, whose attention re-runs in the backward pass."""
+training, also with packed rows, whose attention re-runs in the backward pass; micro-batches accumulate
+the update of the whole batch."""
 
 import pytest
 import torch
@@ -54,3 +55,22 @@ def test_fast_engine_turns_gradient_checkpointing_on(tmp_path, tiny_model_dir, p
     assert res["steps"] == 2 and res["train_loss"] is not None
     assert seen and all(seen)  # every training forward ran checkpointed
     assert len(seen) == 4  # two per step: the backward re-ran each checkpointed forward
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_micro_batches_accumulate_the_same_update_as_the_whole_batch(tmp_path, tiny_model_dir, packing):
+    from safetensors.torch import load_file
+
+    from training import rm
+
+    trained = {}
+    for micro in (0, 1):  # one forward of the batch of 2 against two forwards of 1, gradients accumulated
+        cfg = _cfg(tmp_path, tiny_model_dir, f"rm{micro}", packing=packing, micro_batch_size=micro)
+        with Reporter() as r:
+            m = rm.train(cfg, r)
+        assert m["steps"] == 2
+        trained[micro] = load_file(str(next(p for p in (tmp_path / f"rm{micro}").glob("*.safetensors"))))
+    base = load_file(str(next(p for p in tiny_model_dir.glob("*.safetensors"))))
+    moved = max((trained[0][k].float() - base[k].float()).abs().max().item() for k in base.keys() & trained[0].keys())
+    assert moved > 1e-3
+    assert max((trained[0][k] - trained[1][k]).abs().max().item() for k in trained[0]) < 1e-5

@@ -71,6 +71,9 @@ class RMRunConfig(RunConfig):
     packing: bool | None = Field(default=None, description="fast engine: one padding-free row per batch, the "
                                  "shared prompt computed once per pair (training/packing.py); off: length-bucketed "
                                  "padded rows; None: on with CUDA (its varlen kernel), off on CPU")
+    micro_batch_size: int = Field(default=0, ge=0, description="fast engine: pairs per forward/backward on each "
+                                  "rank, gradients accumulated over the rank's share of the batch (0 = the whole "
+                                  "share at once); a bigger batch than memory holds, the same update")
     compile: bool = Field(default=False, description="fast engine: torch.compile each decoder layer (one graph, "
                           "shared by all layers; costs compile time up front)")
     precision: Literal["auto", "amp", "bf16_master"] = Field(

@@ -67,18 +67,75 @@ def command(module: str, config_path: str | Path, *, ranks: int | None, python: 
     return [python or sys.executable, *torchrun, "-m", module, "--config", str(config_path)]
 
 
-def average_gradients(params: Sequence[torch.nn.Parameter]) -> None:
-    """Mean of every rank's gradients, in one flat all-reduce (the loss is a mean over each rank's
-    equal share of the batch, so the mean of the ranks' gradients is the whole batch's)."""
-    if not active():
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset: offset + g.numel()].view_as(g))
-        offset += g.numel()
+class GradientAverager:
+    """Averages gradients over the ranks while backward still runs, as DDP's reducer does, for the loops that
+    own their backward (the fast reward-model engine, the judge). Parameters are grouped into buckets of about
+    ``bucket_mb`` in reverse order — the order backward produces their gradients; a bucket's all-reduce starts
+    once each of its gradients is accumulated (a hook per parameter), always in bucket order, so every rank
+    issues the same collectives in the same order. :meth:`finish` (before the optimizer step) waits for them and
+    writes the means back. With gradient accumulation, set ``armed`` False for every backward but the step's last
+    (the hooks then wait for the accumulated gradients).
+    A parameter backward never reaches is reduced (as zeros) in :meth:`finish` and holds back the buckets after
+    its own, costing overlap, not correctness. Without torchrun it does nothing."""
+
+    def __init__(self, params: Sequence[torch.nn.Parameter], bucket_mb: float = 64.0):
+        self.on = active()
+        self.buckets: list[list[torch.nn.Parameter]] = []
+        self._hooks: list = []
+        if not self.on:
+            return
+        params = [p for p in params if p.requires_grad]
+        bucket: list[torch.nn.Parameter] = []
+        size = 0
+        for p in reversed(params):
+            bucket.append(p)
+            size += p.numel() * p.element_size()
+            if size >= bucket_mb * 2**20:
+                self.buckets.append(bucket)
+                bucket, size = [], 0
+        if bucket:
+            self.buckets.append(bucket)
+        self._where = {id(p): i for i, b in enumerate(self.buckets) for p in b}
+        self.armed = True
+        self._reset()
+        if bucket_mb != float("inf"):  # one bucket: nothing to overlap, reduce it in finish()
+            self._hooks = [p.register_post_accumulate_grad_hook(self._ready) for p in params]
+
+    def _reset(self) -> None:
+        self._left = [len(b) for b in self.buckets]
+        self._launched: list[tuple[torch.Tensor, object]] = []
+
+    def _ready(self, p: torch.nn.Parameter) -> None:
+        if not self.armed:
+            return
+        self._left[self._where[id(p)]] -= 1
+        while len(self._launched) < len(self.buckets) and self._left[len(self._launched)] == 0:
+            self._launch()
+
+    def _launch(self) -> None:
+        bucket = self.buckets[len(self._launched)]
+        # a parameter this step did not reach has no gradient: it takes part as zeros and keeps None
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in bucket])
+        flat.div_(world_size())  # sum of the shares of the mean; NCCL's AVG is not in gloo
+        self._launched.append((flat, dist.all_reduce(flat, async_op=True)))
+
+    def finish(self) -> None:
+        """Wait for every bucket's all-reduce and write the averaged gradients back."""
+        if not self.on:
+            return
+        while len(self._launched) < len(self.buckets):
+            self._launch()
+        for (flat, work), bucket in zip(self._launched, self.buckets, strict=True):
+            work.wait()
+            offset = 0
+            for p in bucket:
+                n = p.numel()
+                if p.grad is not None:
+                    p.grad.copy_(flat[offset: offset + n].view_as(p.grad))
+                offset += n
+        self._reset()
+
+    def close(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []

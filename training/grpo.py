@@ -239,7 +239,9 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
                       logging_steps=cfg.logging_steps, bf16=devices.has_cuda(), save_strategy="no", report_to=[],
                       temperature=cfg.temperature, seed=cfg.seed, reward_weights=weights, use_vllm=vllm,
                       vllm_mode="colocate", use_transformers_paged=paged, use_cpu=not devices.has_cuda(),
-                      gradient_checkpointing=cfg.gradient_checkpointing, log_completions=False)
+                      gradient_checkpointing=cfg.gradient_checkpointing, log_completions=False,
+                      # every trained weight is reached each step: no extra autograd walk per step under DDP
+                      ddp_find_unused_parameters=False)
     trainer = trainer_class()(model=model, reward_funcs=funcs, args=args,
                           train_dataset=Dataset.from_list(prompt_records(prompts)), processing_class=tok,
                           peft_config=peft_config(cfg), callbacks=[ReporterCallback(reporter)])

@@ -201,6 +201,7 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * (max(0.0, 1 - s / steps) if cfg.decay else 1.0))
     trained = [p for p in model.parameters() if p.requires_grad]
+    averager = distributed.GradientAverager(trained)  # under torchrun: all-reduce overlapped with backward
     ema = [p.detach().clone() for p in trained] if cfg.ema_decay else None
     reporter.info(f"judge on {len(rows)} rows ({len(units)} units), {steps} steps of {cfg.batch_size}, "
                   f"{devices.describe()}" + (f", weight EMA {cfg.ema_decay}" if ema else ""))
@@ -222,7 +223,7 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
         bt = _pairwise_loss(batch, m) if cfg.pairwise_weight else None
         total = loss + cfg.pairwise_weight * bt if bt is not None else loss
         total.backward()
-        distributed.average_gradients(trained)
+        averager.finish()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -237,6 +238,7 @@ def train(cfg: JudgeRunConfig, reporter: Reporter) -> dict:
     if devices.has_cuda():
         torch.cuda.synchronize()
     train_s = time.time() - t0
+    averager.close()
     if ema is not None:  # the average is the model that is evaluated and saved
         with torch.no_grad():
             torch._foreach_copy_(trained, ema)

@@ -129,6 +129,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     precision = ("bf16_master" if dev == "cuda" else "fp32") if cfg.precision == "auto" else cfg.precision
     master = MasterWeights(model, cfg.learning_rate, fused=dev == "cuda") if precision == "bf16_master" else None
     trainable = [p for p in model.parameters() if p.requires_grad]
+    averager = distributed.GradientAverager(trainable)  # under torchrun: all-reduce overlapped with backward
     opt = master.optimizer if master else torch.optim.AdamW(trainable, lr=cfg.learning_rate,
                                                             weight_decay=0.0, fused=dev == "cuda")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / total))  # linear decay, as HF
@@ -151,23 +152,31 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
             if len(batch) < distributed.world_size():
                 continue  # a tail too small to give every rank a pair (every rank skips it alike)
             batch = distributed.shard(batch)  # under torchrun: this rank's share; gradients averaged below
-            with contextlib.ExitStack() as held:
-                with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "amp"):
-                    if packing:
-                        packed = pack_pairs([chosen[i] for i in batch], [rejected[i] for i in batch]).to(dev)
-                        tokens += packed.n_tokens
-                        held.enter_context(packed_layout(packed))  # checkpointed layers re-run attention in backward
-                        r_chosen, r_rejected = packed_rewards(model, packed)
-                        margin = r_chosen - r_rejected
-                    else:
-                        ids, mask = _pad([chosen[i] for i in batch] + [rejected[i] for i in batch], tok.pad_token_id)
-                        ids, mask = ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
-                        tokens += ids.numel()
-                        r = last_token_rewards(model, ids, mask, mask_attention=False)
-                        margin = r[: len(batch)] - r[len(batch):]
-                loss = -torch.nn.functional.logsigmoid(margin).mean()
-                loss.backward()
-            distributed.average_gradients(trainable)
+            micro = cfg.micro_batch_size or len(batch)
+            chunks = [batch[i: i + micro] for i in range(0, len(batch), micro)]
+            margins, loss = [], torch.zeros((), device=dev)
+            for j, chunk in enumerate(chunks):  # gradient accumulation: the step's loss is the mean over the share
+                averager.armed = j == len(chunks) - 1  # the all-reduce starts in the share's last backward
+                with contextlib.ExitStack() as held:
+                    with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "amp"):
+                        if packing:
+                            packed = pack_pairs([chosen[i] for i in chunk], [rejected[i] for i in chunk]).to(dev)
+                            tokens += packed.n_tokens
+                            held.enter_context(packed_layout(packed))  # checkpointed layers re-run attention in backward
+                            r_chosen, r_rejected = packed_rewards(model, packed)
+                            margin = r_chosen - r_rejected
+                        else:
+                            ids, mask = _pad([chosen[i] for i in chunk] + [rejected[i] for i in chunk], tok.pad_token_id)
+                            ids, mask = ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
+                            tokens += ids.numel()
+                            r = last_token_rewards(model, ids, mask, mask_attention=False)
+                            margin = r[: len(chunk)] - r[len(chunk):]
+                    part = -torch.nn.functional.logsigmoid(margin).sum() / len(batch)
+                    part.backward()
+                margins.append(margin.detach())
+                loss = loss + part.detach()
+            margin = torch.cat(margins)
+            averager.finish()
             if master:
                 master.step()
             else:
@@ -189,6 +198,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
         torch.cuda.synchronize()
     train_s = time.time() - t1
     bar.close()
+    averager.close()
     if master:
         model = master.load_into(model)
     if attn_before:

@@ -3,7 +3,9 @@
 A thread reads the Dagster instance's event log (the runs the demo started, their STEP_SUCCESS and
 STEP_FAILURE events) every few seconds and prints one line whenever an asset finishes. The estimate
 weighs the assets still to run by reference durations (``REFERENCE_S``: one fresh-clone demo on the
-2-core dev machine, bench/RESULTS.md), scaled by how fast this machine has been on the assets done so far.
+2-core dev machine, bench/RESULTS.md), scaled by how fast this machine has been on the assets done so far —
+shrunk towards the reference speed while little has run, since the first assets are one-second ones whose
+elapsed time is mostly Dagster starting up (a fresh clone's first line said 54 minutes left of a 9-minute demo).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ REFERENCE_S = {
     "judge_scores": 4, "debate_arguments": 46, "verdicts": 14, "evaluator_model": 24, "reward_model": 23,
     "grpo_policy": 25, "mrpo_policy": 25, "policy_evaluation": 80, "exemplar_index": 3, "warehouse_maintenance": 1,
 }
+PRIOR_S = 30.0  # reference seconds' worth of belief that this machine runs at the reference speed
 
 
 def _fmt(s: float) -> str:
@@ -60,7 +63,8 @@ class DemoProgress:
         for a in self.done:
             if a in left:
                 left.remove(a)
-        speed = (time.time() - self.t0) / ref_done  # this machine against the reference
+        # this machine against the reference, as if PRIOR_S reference seconds had already run at speed 1
+        speed = (time.time() - self.t0 + PRIOR_S) / (ref_done + PRIOR_S)
         return speed * sum(REFERENCE_S.get(a, 1) for a in left)
 
     def _poll(self) -> None:

@@ -34,3 +34,16 @@ def test_an_in_memory_instance_is_read_only_after_the_runs():
             assert dg.materialize([first, second], instance=instance).success
         assert not progress._thread.is_alive()
     assert len(lines) == 6
+
+
+def test_the_first_estimate_is_not_blown_up_by_start_up_time(monkeypatch):
+    import assets.demo_progress as dp
+
+    progress = DemoProgress(dg.DagsterInstance.ephemeral(), ["human_labels", "criteria", "policy_evaluation"])
+    monkeypatch.setattr(dp.time, "time", lambda: progress.t0 + 6.0)  # 6 s of start-up before a 1 s asset
+    progress.done = ["human_labels"]
+    reference_left = dp.REFERENCE_S["criteria"] + dp.REFERENCE_S["policy_evaluation"]
+    assert reference_left < progress.eta_s() < 1.3 * reference_left  # not 6x the reference
+    monkeypatch.setattr(dp.time, "time", lambda: progress.t0 + 300.0)  # criteria took far longer: believe it
+    progress.done = ["human_labels", "criteria"]
+    assert progress.eta_s() > 3 * dp.REFERENCE_S["policy_evaluation"]

@@ -308,6 +308,8 @@ class GRPOPolicyConfig(TrainConfig):
     principles_id: str | None = Field(default=None, description="S_D for the judge (default: best of newest loop)")
     max_steps: int = 2
     batch_size: int = Field(default=4, description="completions per step (prompts × num_generations)")
+    micro_batch_size: int = Field(default=0, ge=0, description="completions per forward/backward on each GPU "
+                                  "(gradient accumulation; 0 = the whole batch at once)")
     num_generations: int = 2
     max_completion_length: int = 48
     beta: float = Field(default=0.04, description="KL coefficient (training.config.GRPORunConfig: why)")
@@ -384,7 +386,8 @@ def _launch_grpo(context: dg.AssetExecutionContext, config: GRPOPolicyConfig, wa
                         reward_weights={"reward_model": config.reward_model_weight, "judge": config.judge_weight,
                                         "criteria": config.criteria_weight},
                         num_generations=config.num_generations, max_completion_length=config.max_completion_length,
-                        beta=config.beta, temperature=config.temperature, use_vllm=config.use_vllm,
+                        micro_batch_size=config.micro_batch_size, beta=config.beta, temperature=config.temperature,
+                        use_vllm=config.use_vllm,
                         generation=config.generation, **config.common(),
                         **kwargs, **(extra or {}))
     lineage.update(extra_lineage or {})

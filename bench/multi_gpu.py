@@ -17,8 +17,8 @@ is at a size where the step is compute-bound (``bench.big_model build`` makes a 
     python -m bench.multi_gpu --model /tmp/smollm2_hf --work W --gpus 2 --stages rm --rm-batch-size 256 \
         --rm-micro-batch-size 128 --rm-steps 30 --out mg_1.7b_256.json
 
-A global batch bigger than one GPU holds runs there in micro-batches (``--rm-micro-batch-size``: gradient
-accumulation, the same update), as a team with one GPU would train it.
+A global batch bigger than one GPU holds runs there in micro-batches (``--rm-micro-batch-size``,
+``--grpo-micro-batch-size``: gradient accumulation, the same update), as a team with one GPU would train it.
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def main() -> int:
     p.add_argument("--rm-lr", type=float, default=1.6e-4)
     p.add_argument("--grpo-steps", type=int, default=15)
     p.add_argument("--grpo-batch-size", type=int, default=64, help="global completions a step")
+    p.add_argument("--grpo-micro-batch-size", type=int, default=0,
+                   help="completions per forward/backward on a rank (gradient accumulation; 0 = the rank's share)")
+    p.add_argument("--reward-model", help="GRPO's reward model (default: the one-GPU RM this bench trained)")
     p.add_argument("--stages", nargs="+", default=["rm", "grpo"])
     p.add_argument("--out")
     a = p.parse_args()
@@ -88,10 +91,12 @@ def main() -> int:
                          "train s": m.get("train_s"), "pairs/s": m.get("pairs_per_s"),
                          "MFU per GPU": _mfu(a.model, m, ranks), "peak GB": m.get("peak_mem_gb"),
                          "dev pair acc": (m.get("eval_pairs") or {}).get("pair_acc"), "failed": m.get("failed")})
-        if "grpo" in a.stages and artifacts.is_complete(work / "mg_rm_1"):
+        reward_model = a.reward_model or str(work / "mg_rm_1")
+        if "grpo" in a.stages and artifacts.is_complete(reward_model):
             m = launch("training.grpo", GRPORunConfig(
                 base_model=a.model, output_dir=str(work / f"mg_grpo_{ranks}"), prompts_file=str(work / "grpo.jsonl"),
-                reward="reward_model", reward_model=str(work / "mg_rm_1"), max_steps=a.grpo_steps, batch_size=a.grpo_batch_size,
+                reward="reward_model", reward_model=reward_model, max_steps=a.grpo_steps, batch_size=a.grpo_batch_size,
+                micro_batch_size=a.grpo_micro_batch_size,
                 num_generations=4, max_completion_length=128, learning_rate=5e-6, beta=0.04, logging_steps=5,
                 use_vllm=False), ranks, log)
             out[f"grpo_{ranks}"] = m

@@ -167,6 +167,9 @@ class GRPORunConfig(RunConfig):
     normalize_rewards: bool = Field(default=True, description="divide each reward by its first batch's within-prompt "
                                     "standard deviation, so weights compare rewards of different units")
     num_generations: int = 4
+    micro_batch_size: int = Field(default=0, ge=0, description="completions per forward/backward on each rank "
+                                  "(TRL's gradient accumulation; 0 = the rank's whole share at once); the rollouts "
+                                  "of the whole batch are still generated, scored and normalised together")
     max_completion_length: int = 128
     # T 0.7 and β 0.04 met every clause of issue 11's policy bar for both rewards, two seeds each, with the
     # length-neutral repetition penalty (bench/RESULTS.md, 2026-11-26): at T 1.0 the rollouts rarely show the

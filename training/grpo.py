@@ -231,8 +231,13 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
         raise ValueError(f"greedy_rollouts={cfg.greedy_rollouts} leaves no sampled completion in groups of "
                          f"{cfg.num_generations}")
     funcs, weights = reward_functions(cfg)
-    # the batch is global: under torchrun each rank generates and trains on its share
-    args = GRPOConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=cfg.batch_size // distributed.world_size(),
+    # the batch is global: under torchrun each rank generates and trains on its share, in micro-batches if asked
+    share = cfg.batch_size // distributed.world_size()
+    micro = cfg.micro_batch_size or share
+    if share % micro:
+        raise ValueError(f"micro_batch_size={micro} does not divide this rank's share of the batch ({share})")
+    args = GRPOConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=micro,
+                      gradient_accumulation_steps=share // micro,
                       num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
                       learning_rate=cfg.learning_rate, beta=cfg.beta, max_steps=cfg.max_steps,
                       num_train_epochs=cfg.num_epochs,  # what max_steps=-1 trains (TRL's default: 3 epochs)

@@ -233,7 +233,7 @@ def train(cfg: GRPORunConfig, reporter: Reporter) -> dict:
     funcs, weights = reward_functions(cfg)
     # the batch is global: under torchrun each rank generates and trains on its share, in micro-batches if asked
     share = cfg.batch_size // distributed.world_size()
-    micro = cfg.micro_batch_size or share
+    micro = min(cfg.micro_batch_size or share, share)  # more than a rank's share: the share at once
     if share % micro:
         raise ValueError(f"micro_batch_size={micro} does not divide this rank's share of the batch ({share})")
     args = GRPOConfig(output_dir=str(tmp / "trainer"), per_device_train_batch_size=micro,

@@ -46,11 +46,15 @@ EXAMPLE_QUERIES = (
      "SELECT scenario, round, round(draft_total, 4) AS draft_total, round(revision_total, 4) AS revision_total, "
      "accepted, critique_source, revision_status, left(critique, 24) AS critique, left(coalesce(revision, ''), 24) "
      "AS revision FROM reflections_latest ORDER BY scenario, chain_id, round"),
-    ("How do the policies compare on held-out prompts? (independent evaluator and judge, ± standard error)",
+    ("How do the policies compare on held-out prompts? (independent evaluator and judge, ± standard error; "
+     "beyond_length = the gain over SFT that the change in length does not explain; win rates judged both orders, "
+     "also on output pairs of similar length)",
      "SELECT model_kind, n, round(evaluator_mean, 3) AS evaluator, round(evaluator_se, 3) AS se, "
      "round(judge_score_mean, 3) AS judge_p, round(judge_score_se, 3) AS judge_se, judge_excellence_rate, "
      "round(mean_chars, 1) AS chars, round(evaluator_gain_vs_sft, 3) AS gain_vs_sft, "
-     "round(win_rate_vs_sft, 2) AS win_rate FROM policy_evaluations_latest ORDER BY created_at"),
+     "round(evaluator_gain_vs_sft - length_explained_gain, 3) AS beyond_length, "
+     "round(win_rate_vs_sft, 2) AS win_rate, round(win_rate_len_matched, 2) AS win_similar_len "
+     "FROM policy_evaluations_latest ORDER BY created_at"),
 )
 
 

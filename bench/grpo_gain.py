@@ -69,14 +69,16 @@ NEEDS = {"memory": ("sft", "judge"), "grpo_rm": ("sft", "rm"), "grpo_judge": ("s
          "reflect_eval": ("judge", "evaluator"), "eval": ("sft", "rm", "evaluator", "judge")}
 
 
-def missing_inputs(stages: list[str], work: Path, reflect_writer: str = "sft") -> list[str]:
-    """``stage needs artifact`` for every input of ``stages`` that is neither in ``work`` nor among ``stages``."""
+def missing_inputs(stages: list[str], work: Path, reflect_writer: str = "sft", judge_ensemble: bool = False) -> list[str]:
+    """``stage needs artifact`` for every input of ``stages`` that is neither in ``work`` nor among ``stages``
+    (with ``judge_ensemble`` the judge-rewarded GRPO stages also read the second judge)."""
     def present(name: str) -> bool:  # the memory is a file, every other input an artifact directory
         return (work / "memory.jsonl").exists() if name == "memory" else artifacts.is_complete(work / name)
 
     out = []
     for stage in stages:
-        needs = NEEDS.get(stage, ()) + ((reflect_writer,) if stage == "reflect_eval" else ())
+        needs = NEEDS.get(stage, ()) + ((reflect_writer,) if stage == "reflect_eval" else ()) \
+            + (("judge2",) if judge_ensemble and stage in ("grpo_judge", "grpo_weighted") else ())
         out += [f"{stage} needs {work / ('memory.jsonl' if n == 'memory' else n)}" for n in needs
                 if n not in stages and not present(n)]
     return out
@@ -171,10 +173,7 @@ def main() -> int:
     from training import grpo, judge, rm, sft
 
     work = Path(a.work)
-    if a.judge_ensemble:
-        NEEDS["grpo_judge"] += ("judge2",)
-        NEEDS["grpo_weighted"] += ("judge2",)
-    if missing := missing_inputs(a.stages, work, a.reflect_writer):
+    if missing := missing_inputs(a.stages, work, a.reflect_writer, a.judge_ensemble):
         p.error("; ".join(missing) + " (add the stage that builds it to --stages, or run it first)")
     f = prepare(Path(a.data), work, a.judge_variant)
     r = Reporter()

@@ -19,6 +19,10 @@ def test_a_stage_whose_input_is_neither_built_nor_requested_is_named(tmp_path):
     assert grpo_gain.missing_inputs(["grpo_mrpo_judge", "reflect_eval"], tmp_path) == []
     assert grpo_gain.missing_inputs(["reflect_eval"], tmp_path, reflect_writer="grpo_judge_s0") == [
         f"reflect_eval needs {tmp_path / 'grpo_judge_s0'}"]
+    assert grpo_gain.missing_inputs(["grpo_judge"], tmp_path) == []
+    assert grpo_gain.missing_inputs(["grpo_judge"], tmp_path, judge_ensemble=True) == [
+        f"grpo_judge needs {tmp_path / 'judge2'}"]  # and asking once leaves the next call's needs as they were
+    assert grpo_gain.missing_inputs(["grpo_judge"], tmp_path) == []
 
 
 def test_agreement_of_the_acceptance_test_with_the_evaluator():

@@ -232,6 +232,8 @@ class RewardModelConfig(TrainConfig):
     packing: bool | None = Field(default=None, description="fast engine: packed prefix-shared rows (None: on CUDA)")
     micro_batch_size: int = Field(default=0, ge=0, description="fast engine: pairs per forward/backward on each GPU, "
                                   "gradients accumulated over the batch (0 = the whole batch at once)")
+    shard_optimizer: bool = Field(default=False, description="fast engine on several GPUs: each keeps the fp32 master "
+                                  "weights and AdamW moments of its share of the parameters only (ZeRO-1)")
     data: Literal["both", "pipeline", "seed"] = Field(
         default="both", description="pipeline: Path A's preference_pairs; seed: the seed pairs")
     heldout_fraction: float = Field(default=0.1, description="pairs kept out of training for pair accuracy")
@@ -272,7 +274,8 @@ def _reward(context, config: RewardModelConfig, warehouse: WarehouseResource, tr
         raise dg.Failure("no preference pairs: materialize preference_pairs or seed_preference_pairs")
     base = config.base_model or training.base_model
     cfg = RMRunConfig(base_model=training.resolve(base), output_dir="-", train_files=["-"], engine=config.engine,
-                      packing=config.packing, micro_batch_size=config.micro_batch_size, max_train_pairs=config.max_train_pairs, **config.common())
+                      packing=config.packing, micro_batch_size=config.micro_batch_size,
+                      shard_optimizer=config.shard_optimizer, max_train_pairs=config.max_train_pairs, **config.common())
     return _train(context, warehouse, training, pipes_client, kind=kind, module="training.rm", cfg=cfg,
                   base_id=base, data_files=data, snapshot=snap, lineage={"pair_half": half})
 

@@ -68,6 +68,8 @@ def main() -> int:
     p.add_argument("--rm-micro-batch-size", type=int, default=0,
                    help="pairs per forward/backward on a rank (gradient accumulation; 0 = the rank's whole share)")
     p.add_argument("--rm-lr", type=float, default=1.6e-4)
+    p.add_argument("--rm-shard-optimizer", action="store_true",
+                   help="each rank keeps its share of the fp32 master weights and AdamW moments (ZeRO-1)")
     p.add_argument("--grpo-steps", type=int, default=15)
     p.add_argument("--grpo-batch-size", type=int, default=64, help="global completions a step")
     p.add_argument("--grpo-micro-batch-size", type=int, default=0,
@@ -83,13 +85,14 @@ def main() -> int:
         if "rm" in a.stages:
             m = launch("training.rm", RMRunConfig(
                 base_model=a.model, output_dir=str(work / f"mg_rm_{ranks}"), engine="fast", batch_size=a.rm_batch_size,
-                micro_batch_size=a.rm_micro_batch_size,
+                micro_batch_size=a.rm_micro_batch_size, shard_optimizer=a.rm_shard_optimizer,
                 learning_rate=a.rm_lr, max_steps=a.rm_steps, train_files=[str(work / "pairs_a.jsonl")],
                 eval_pairs_file=str(work / "dev.jsonl"), logging_steps=10), ranks, log)
             out[f"rm_{ranks}"] = m
             rows.append({"stage": "reward model (fast)", "ranks": ranks, "steps": m.get("steps"),
                          "train s": m.get("train_s"), "pairs/s": m.get("pairs_per_s"),
                          "MFU per GPU": _mfu(a.model, m, ranks), "peak GB": m.get("peak_mem_gb"),
+                         "optimizer GB (rank 0)": m.get("optimizer_state_gb"),
                          "dev pair acc": (m.get("eval_pairs") or {}).get("pair_acc"), "failed": m.get("failed")})
         reward_model = a.reward_model or str(work / "mg_rm_1")
         if "grpo" in a.stages and artifacts.is_complete(reward_model):

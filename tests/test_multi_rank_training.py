@@ -159,3 +159,28 @@ def test_gradients_averaged_in_buckets_during_backward_equal_the_whole_batchs(tm
         assert two["launched_in_backward"] == 6  # every reached bucket started before backward returned
     else:
         assert two["buckets"] == 1 and two["launched_in_backward"] == 0
+
+
+def test_an_optimizer_sharded_over_two_ranks_makes_the_same_update_with_half_the_state(tmp_path, tiny_model_dir,
+                                                                                       pairs_file):
+    cfg = dict(base_model=str(tiny_model_dir), train_files=[str(pairs_file)], engine="fast", batch_size=8,
+               max_steps=3, learning_rate=1e-3, logging_steps=1, precision="bf16_master")
+    _run("training.rm", RMRunConfig(output_dir=str(tmp_path / "full"), **cfg), 2)
+    _run("training.rm", RMRunConfig(output_dir=str(tmp_path / "shard"), shard_optimizer=True, **cfg), 2)
+    assert _max_diff(tmp_path / "full", tmp_path / "shard") < 1e-6  # AdamW is per parameter: who computes it is moot
+    assert _max_diff(tmp_path / "full", tiny_model_dir) > 1e-3
+    full, shard = (artifacts.read_manifest(tmp_path / d)["metrics"]["optimizer_state_gb"] for d in ("full", "shard"))
+    # rank 0 keeps only its parameters' fp32 copies and moments (here the tiny model's embedding, most of it)
+    assert 0 < shard < full
+
+
+def test_parameters_are_shared_out_so_every_rank_owns_about_as_much():
+    from training.precision import _balanced_owners
+
+    layer = [2048 * 2048] * 4 + [2048 * 8192] * 3 + [2048] * 2  # one SmolLM2-1.7B decoder layer's matrices
+    sizes = [49152 * 2048] + layer * 24 + [2048]
+    for ranks in (2, 4, 8):
+        owner = _balanced_owners(sizes, ranks)
+        load = [sum(s for s, o in zip(sizes, owner, strict=True) if o == r) for r in range(ranks)]
+        assert max(load) < 1.05 * sum(sizes) / ranks
+    assert _balanced_owners(sizes, 2) == _balanced_owners(sizes, 2)  # the same on every rank

@@ -76,6 +76,9 @@ class RMRunConfig(RunConfig):
                                   "share at once); a bigger batch than memory holds, the same update")
     compile: bool = Field(default=False, description="fast engine: torch.compile each decoder layer (one graph, "
                           "shared by all layers; costs compile time up front)")
+    shard_optimizer: bool = Field(default=False, description="fast engine, bf16_master, under torchrun: each rank keeps "
+                                  "the fp32 master copies and AdamW moments of its share of the parameters only "
+                                  "(ZeRO stage 1; the same update, the optimizer's memory divided by the ranks)")
     precision: Literal["auto", "amp", "bf16_master"] = Field(
         default="auto", description="fast engine on CUDA: amp = fp32 weights under bf16 autocast; bf16_master = bf16 "
         "weights with fp32 master copies in the optimizer (auto); CPU: fp32")

@@ -127,7 +127,8 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.num_epochs)
     precision = ("bf16_master" if dev == "cuda" else "fp32") if cfg.precision == "auto" else cfg.precision
-    master = MasterWeights(model, cfg.learning_rate, fused=dev == "cuda") if precision == "bf16_master" else None
+    master = MasterWeights(model, cfg.learning_rate, fused=dev == "cuda", shard=cfg.shard_optimizer) \
+        if precision == "bf16_master" else None
     trainable = [p for p in model.parameters() if p.requires_grad]
     averager = distributed.GradientAverager(trainable)  # under torchrun: all-reduce overlapped with backward
     opt = master.optimizer if master else torch.optim.AdamW(trainable, lr=cfg.learning_rate,
@@ -199,6 +200,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     train_s = time.time() - t1
     bar.close()
     averager.close()
+    optimizer_gb = round(master.state_bytes() / 1e9, 4) if master else None  # this rank's, before gathering
     if master:
         model = master.load_into(model)
     if attn_before:
@@ -208,6 +210,7 @@ def train_fast(cfg: RMRunConfig, rows: list[dict], model, tok, reporter: Reporte
     if lora is not None:
         model = lora.merge_and_unload()  # the artifact is a plain model, as with the trl engine
     return {"model": model, "train_s": train_s, "prep_s": prep_s, "steps": step, "precision": precision,
+            "optimizer_state_gb": optimizer_gb,
             "packing": packing, "tokens_per_pair": round(tokens / max(seen, 1), 1),
             "train_loss": torch.stack(losses).mean().item() if losses else None}
 
@@ -231,6 +234,7 @@ def train(cfg: RMRunConfig, reporter: Reporter) -> dict:
     metrics = {"engine": cfg.engine, "train_pairs": len(rows), "steps": res["steps"],
                "train_s": round(res["train_s"], 2), "pairs_per_s": round(pairs_seen / res["train_s"], 1),
                "prep_s": round(res.get("prep_s", 0.0), 2), "precision": res.get("precision", "trainer"),
+               "optimizer_state_gb": res.get("optimizer_state_gb"),
                "packing": res.get("packing", False), "tokens_per_pair": res.get("tokens_per_pair"),
                "kernels": applied,
                "train_loss": res["train_loss"], "device": devices.describe(), "peak_mem_gb": devices.peak_memory_gb(),

@@ -36,14 +36,16 @@ class MasterWeights:
         return sum(m.numel() * 4 for m in self.master.values()) + moments
 
     def step(self) -> None:
-        grads = [p.grad for p in self.params if p.grad is not None]
-        # the global norm over every gradient (each rank holds them all), so the clip is the same everywhere
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])) \
-            if grads else torch.zeros(())
-        scale = torch.clamp(self.max_grad_norm / (norm + 1e-6), max=1.0)
         for i, m in self.master.items():
             g = self.params[i].grad
-            m.grad = g.float() * scale if g is not None else None
+            m.grad = g.float() if g is not None else None
+        if not self.sharded:
+            torch.nn.utils.clip_grad_norm_(list(self.master.values()), self.max_grad_norm)
+        else:  # the clip needs the norm over every gradient: each rank holds them all, so it is the same everywhere
+            grads = [p.grad for p in self.params if p.grad is not None]
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32)))
+            scale = torch.clamp(self.max_grad_norm / (norm + 1e-6), max=1.0)  # clip_grad_norm_'s coefficient
+            torch._foreach_mul_([m.grad for m in self.master.values() if m.grad is not None], scale)
         for p in self.params:
             p.grad = None
         self.optimizer.step()

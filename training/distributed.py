@@ -98,8 +98,7 @@ class GradientAverager:
         self._where = {id(p): i for i, b in enumerate(self.buckets) for p in b}
         self.armed = True
         self._reset()
-        if bucket_mb != float("inf"):  # one bucket: nothing to overlap, reduce it in finish()
-            self._hooks = [p.register_post_accumulate_grad_hook(self._ready) for p in params]
+        self._hooks = [p.register_post_accumulate_grad_hook(self._ready) for p in params]
 
     def _reset(self) -> None:
         self._left = [len(b) for b in self.buckets]

@@ -21,10 +21,11 @@ class MasterWeights:
                  shard: bool = False):
         self.params = [p for p in model.parameters() if p.requires_grad]
         ranks = distributed.world_size() if shard and distributed.active() else 1
-        self.owner = _balanced_owners([p.numel() for p in self.params], ranks)
-        self.mine = [i for i, o in enumerate(self.owner) if o == distributed.rank() or ranks == 1]
         self.sharded = ranks > 1
-        self.master = {i: self.params[i].detach().float().clone().requires_grad_(True) for i in self.mine}
+        self.owner = _balanced_owners([p.numel() for p in self.params], ranks)
+        me = distributed.rank() if self.sharded else 0  # unsharded: every rank owns every parameter
+        self.master = {i: p.detach().float().clone().requires_grad_(True)
+                       for i, (p, o) in enumerate(zip(self.params, self.owner, strict=True)) if o == me}
         model.to(torch.bfloat16)  # in place: the same Parameter objects, now bf16
         self.optimizer = torch.optim.AdamW(list(self.master.values()), lr=lr, weight_decay=0.0, fused=fused)
         self.max_grad_norm = max_grad_norm

@@ -27,7 +27,9 @@ COLUMNS = ("auc", "band_auc", "pair_acc", "pair_acc_len_matched")
 
 
 def load_scores(path: str, variant: str | None = None) -> tuple[str, dict[str, list[float]]]:
-    """(name, {labels, chosen, rejected}) of one run: ``variant`` or the file's only variant."""
+    """(name, {labels, chosen, rejected}) of one run: ``FILE:VARIANT``, else ``variant`` or the file's only one."""
+    if not Path(path).exists() and ":" in path:
+        path, variant = path.rsplit(":", 1)
     results = json.loads(Path(path).read_text(encoding="utf-8"))
     names = [variant] if variant else list(results)
     if len(names) != 1 or names[0] not in results:
@@ -48,25 +50,47 @@ def score_sets(scores: dict[str, list[float]], labels: list[dict], pairs: list[d
             **evaluate_pairs(lambda ps, rs: next(pair_scores), pairs)}
 
 
-def mean_scores(runs: Sequence[dict[str, list[float]]]) -> dict[str, list[float]]:
-    return {k: np.mean([r[k] for r in runs], axis=0).round(4).tolist() for k in ("labels", "chosen", "rejected")}
+KEYS = ("labels", "chosen", "rejected")
+
+
+def standardized(run: dict[str, list[float]]) -> dict[str, list[float]]:
+    """A run's scores as z-scores over all its items, so runs on different scales (a judge's margin, a
+    log-likelihood) can be averaged."""
+    allv = np.concatenate([np.asarray(run[k], float) for k in KEYS])
+    mu, sd = allv.mean(), allv.std() or 1.0
+    return {k: ((np.asarray(run[k], float) - mu) / sd).tolist() for k in KEYS}
+
+
+def mean_scores(runs: Sequence[dict[str, list[float]]], weights: Sequence[float] | None = None) -> dict[str, list[float]]:
+    w = np.asarray(weights if weights is not None else [1.0] * len(runs), float)
+    return {k: (np.tensordot(w / w.sum(), np.asarray([r[k] for r in runs], float), axes=1)).round(4).tolist()
+            for k in KEYS}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.judge_ensemble", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="bench.judge_gain --out JSON files")
+    p.add_argument("runs", nargs="+", help="bench.judge_gain (or bench.likelihood_judge) --out JSON files; "
+                                           "FILE:VARIANT picks one variant of a file")
     p.add_argument("--data", required=True, help="the paper's data directory (evaluation_dev.jsonl, reward_pairs_dev.json)")
     p.add_argument("--variant", help="the variant to read from each file (default: the file's only one)")
+    p.add_argument("--standardize", action="store_true",
+                   help="z-score each run's scores over all its items before averaging (runs on different scales)")
+    p.add_argument("--weights", type=float, nargs="*", help="one weight per run for the mean (default: equal)")
     p.add_argument("--out", help="write the table as JSON here")
     a = p.parse_args(argv)
+    if a.weights and len(a.weights) != len(a.runs):
+        raise SystemExit(f"--weights: {len(a.weights)} weights for {len(a.runs)} runs")
     labels = read_labels(Path(a.data) / "evaluation_dev.jsonl")
     pairs = read_pairs(Path(a.data) / "reward_pairs_dev.json")
     runs = [load_scores(path, a.variant) for path in a.runs]
+    if a.standardize:
+        runs = [(name, standardized(s)) for name, s in runs]
     rows = [{"judge": name, **score_sets(s, labels, pairs)} for name, s in runs]
     if len(runs) > 1:
-        rows.append({"judge": f"mean of {len(runs)} margins", **score_sets(mean_scores([s for _, s in runs]), labels,
-                                                                           pairs)})
+        what = f"{'weighted ' if a.weights else ''}mean of {len(runs)} {'z-scores' if a.standardize else 'margins'}"
+        rows.append({"judge": what,
+                     **score_sets(mean_scores([s for _, s in runs], a.weights), labels, pairs)})
     table = [[r["judge"], *(r.get(c) for c in COLUMNS)] for r in rows]
     print(tabulate(table, headers=["judge", "AUC", "band AUC", "pair acc", f"len-matched acc (n={rows[0]['len_matched_n']})"]))
     if a.out:

@@ -70,3 +70,47 @@ def test_the_judge_keeps_its_evaluation_margins_in_the_order_the_ensemble_reads(
     assert "scores" not in out["no_principles"]  # only the evaluation principles' margins are kept
     direct = m.score(["真诚"], [p["prompt"] for p in pairs], [p["chosen"] for p in pairs])
     assert kept["chosen"] == pytest.approx([float(x) for x in direct], abs=1e-3)
+
+
+def test_runs_on_different_scales_are_averaged_as_z_scores_with_weights(dev, tmp_path):
+    y = [r["label"] for r in LABELS]
+    judge = _run(tmp_path / "j.json", [t - 0.5 for t in y], [1, 1, -1, 1], [0] * 4)  # wrong on pair 2
+    # a log-likelihood-like run, 100x the scale, right on pair 2 only
+    lik = _run(tmp_path / "l.json", [100.0 * t for t in y], [0, 0, 300, 0], [100] * 4)
+    out = tmp_path / "table.json"
+    assert judge_ensemble.main([judge, f"{lik}:v", "--data", str(dev), "--standardize", "--weights", "1", "0.2",
+                                "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert rows[-1]["judge"] == "weighted mean of 2 z-scores"
+    assert rows[-1]["pair_acc"] == 0.75  # the small weight keeps the judge's order where it is confident...
+    assert judge_ensemble.mean_scores([{"labels": [0, 2], "chosen": [0], "rejected": [0]},
+                                       {"labels": [4, 0], "chosen": [2], "rejected": [0]}], [3, 1])["labels"] == [1, 1.5]
+    with pytest.raises(SystemExit, match="2 weights for 1 runs"):
+        judge_ensemble.main([judge, "--data", str(dev), "--weights", "1", "2"])
+
+
+def test_the_likelihood_judge_scores_each_response_by_its_own_tokens(tiny_model_dir, dev, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from bench import likelihood_judge
+
+    lik = likelihood_judge.Likelihood(str(tiny_model_dir), batch_size=3, device="cpu")
+    prompts, responses = ["需求甲", "需求乙"], ["愿你前程似锦", "祝你快乐"]
+    total, count = lik.score(prompts, responses)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
+    for p, r, t, n in zip(prompts, responses, total, count, strict=True):
+        head, tail = lik._split(p, r)
+        ids = torch.tensor([head + tail])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1)
+        expect = logp[len(head) - 1:].gather(-1, ids[0, len(head):, None]).sum().item()
+        assert n == len(tail) and abs(t - expect) < 1e-3  # batched with padding = one row alone
+    out = tmp_path / "lik.json"
+    assert likelihood_judge.main(["--model", str(tiny_model_dir), "--reference", str(tiny_model_dir),
+                                  "--data", str(dev), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert set(results) == {"likelihood_sum", "likelihood_mean", "likelihood_implicit_reward",
+                            "likelihood_reference_mean"}
+    assert set(results["likelihood_implicit_reward"]["eval"]["scores"]["labels"]) == {0.0}  # a model against itself
+    assert judge_ensemble.main([f"{out}:likelihood_mean", "--data", str(dev)]) == 0

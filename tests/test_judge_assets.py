@@ -3,6 +3,7 @@ Path B and the calibration use; adversarial negatives enter the next judge's tra
 evaluation data never trains a judge, a reward model or a policy."""
 
 import dagster as dg
+import pytest
 
 from agents import judging
 from assets import agreement, ingest, path_a, path_b, policy_eval, training
@@ -112,3 +113,16 @@ def test_evaluation_data_never_trains_a_judge_a_reward_model_or_a_policy(wh, zhu
     assert not train_prompts & held and {f"测试题{i}" for i in range(10)} <= held
     assert judging.FOREIGN_PRINCIPLES  # the ablation has something to read
 
+
+
+def test_a_judge_initialised_from_the_sft_model_records_it_as_its_base(zhufu_home, tmp_path, tiny_model_dir):
+    warehouse, resources = _resources(tmp_path, tiny_model_dir)
+    _run(resources, ["seed_sft_examples", "seed_preference_pairs", "human_labels"])
+    with pytest.raises(dg.Failure, match="materialize sft_model"):
+        _run(resources, ["judge_model"], config={"judge_model": {**JUDGE, "init_from": "sft"}})
+    _run(resources, ["sft_model"], config={"sft_model": {"max_steps": 1, "batch_size": 2, "max_examples": 4}})
+    sft = latest_model(warehouse.get(), "sft")
+    res = _run(resources, ["judge_model"], config={"judge_model": {**JUDGE, "init_from": "sft"}})
+    judge = latest_model(warehouse.get(), "judge")
+    assert judge["base"] == sft["model_id"] == res.asset_materializations_for_node("judge_model")[0].metadata["base"].value
+    assert judge["hyperparams"]["init_from"] == "sft"

@@ -69,16 +69,24 @@ NEEDS = {"memory": ("sft", "judge"), "grpo_rm": ("sft", "rm"), "grpo_judge": ("s
          "reflect_eval": ("judge", "evaluator"), "eval": ("sft", "rm", "evaluator", "judge")}
 
 
-def missing_inputs(stages: list[str], work: Path, reflect_writer: str = "sft", judge_ensemble: bool = False) -> list[str]:
+# the judges that give GRPO its reward: --judge-init decides what they start from (judge_b, the evaluator's kind,
+# stays on the base model so the referee is the same whatever the training judge started from)
+JUDGES_FROM_INIT = ("judge", "judge2")
+
+
+def missing_inputs(stages: list[str], work: Path, reflect_writer: str = "sft", judge_ensemble: bool = False,
+                   judge_init: str = "base") -> list[str]:
     """``stage needs artifact`` for every input of ``stages`` that is neither in ``work`` nor among ``stages``
-    (with ``judge_ensemble`` the judge-rewarded GRPO stages also read the second judge)."""
+    (with ``judge_ensemble`` the judge-rewarded GRPO stages also read the second judge; with ``judge_init`` sft
+    the training judges start from the SFT policy)."""
     def present(name: str) -> bool:  # the memory is a file, every other input an artifact directory
         return (work / "memory.jsonl").exists() if name == "memory" else artifacts.is_complete(work / name)
 
     out = []
     for stage in stages:
         needs = NEEDS.get(stage, ()) + ((reflect_writer,) if stage == "reflect_eval" else ()) \
-            + (("judge2",) if judge_ensemble and stage in ("grpo_judge", "grpo_weighted") else ())
+            + (("judge2",) if judge_ensemble and stage in ("grpo_judge", "grpo_weighted") else ()) \
+            + (("sft",) if judge_init == "sft" and stage in JUDGES_FROM_INIT else ())
         out += [f"{stage} needs {work / ('memory.jsonl' if n == 'memory' else n)}" for n in needs
                 if n not in stages and not present(n)]
     return out
@@ -166,6 +174,9 @@ def main() -> int:
     p.add_argument("--judge-ensemble", action="store_true",
                    help="grpo_judge, grpo_weighted: the judge reward is the mean of judge's and judge2's "
                         "(GRPORunConfig.judge_ensemble)")
+    p.add_argument("--judge-init", choices=("base", "sft"), default="base",
+                   help="judge, judge2 (the training rewards): fine-tune the base model or --work's SFT policy "
+                        "(bench/RESULTS.md: 0.912 length-matched from SFT against ~0.89); one per --work")
     p.add_argument("--out")
     a = p.parse_args()
     from agents.principles import INITIAL_S_D
@@ -173,7 +184,7 @@ def main() -> int:
     from training import grpo, judge, rm, sft
 
     work = Path(a.work)
-    if missing := missing_inputs(a.stages, work, a.reflect_writer, a.judge_ensemble):
+    if missing := missing_inputs(a.stages, work, a.reflect_writer, a.judge_ensemble, a.judge_init):
         p.error("; ".join(missing) + " (add the stage that builds it to --stages, or run it first)")
     f = prepare(Path(a.data), work, a.judge_variant)
     r = Reporter()
@@ -189,7 +200,8 @@ def main() -> int:
     jv = VARIANTS[a.judge_variant]
     for stage in ("judge", "judge2", "judge_b"):
         if stage in a.stages and not done(work / stage):
-            judge.train(JudgeRunConfig(base_model=a.model, output_dir=str(work / stage),
+            init = str(work / "sft") if a.judge_init == "sft" and stage in JUDGES_FROM_INIT else a.model
+            judge.train(JudgeRunConfig(base_model=init, output_dir=str(work / stage),
                                        train_file=str(f["judge" if stage == "judge2" else stage]),
                                        seed=1 if stage == "judge2" else 0,
                                        eval_labels_file=str(f["labels"]), eval_pairs_file=str(f["dev"]),

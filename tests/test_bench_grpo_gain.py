@@ -25,6 +25,13 @@ def test_a_stage_whose_input_is_neither_built_nor_requested_is_named(tmp_path):
     assert grpo_gain.missing_inputs(["grpo_judge"], tmp_path) == []
 
 
+def test_a_judge_started_from_the_sft_policy_needs_it_and_the_referee_does_not(tmp_path):
+    assert grpo_gain.missing_inputs(["judge", "judge_b"], tmp_path, judge_init="sft") == [
+        f"judge needs {tmp_path / 'sft'}"]
+    assert grpo_gain.missing_inputs(["sft", "judge", "judge2"], tmp_path, judge_init="sft") == []
+    assert grpo_gain.missing_inputs(["judge"], tmp_path) == []
+
+
 def test_agreement_of_the_acceptance_test_with_the_evaluator():
     same = grpo_gain.agreement([0.1, -0.2, 0.3, -0.1], [0.5, -1.0, 1.2, -0.3])
     assert same["n"] == 4 and same["pearson"] > 0.9 and same["sign"] == 1.0

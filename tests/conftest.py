@@ -11,6 +11,8 @@ SHARED_DATA = ROOT.parent / "shared" / "data" / "igniting"
 os.environ.pop("DAGSTER_HOME", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# A step that fails on purpose retries at once instead of after 15 + 30 s (assets.pools.LLM_RETRY).
+os.environ["ZHUFU_LLM_RETRY_DELAY_S"] = "0"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -64,7 +64,8 @@ defs = dg.Definitions(
         "pipes_client": pipes_client_from_env(),
         "retraining": RetrainingPolicy(),
     },
-    sensors=[inbox_sensor, preference_data_sensor, reward_signal_sensor],
-    jobs=[seed_data_job, reward_model_job, grpo_job, maintenance.warehouse_maintenance_job],
+    sensors=[inbox_sensor, preference_data_sensor, reward_signal_sensor, maintenance.warehouse_fold_sensor],
+    jobs=[seed_data_job, reward_model_job, grpo_job, maintenance.warehouse_maintenance_job,
+          maintenance.warehouse_fold_job],
     schedules=[maintenance.warehouse_maintenance_schedule],
 )

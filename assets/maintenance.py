@@ -1,7 +1,10 @@
 """Warehouse upkeep: merge small files, expire old snapshots (lineage ones kept), delete unused files.
 
 Thin: the work is ``warehouse.maintenance.maintain``; this asset configures it and reports files and
-bytes before and after. ``warehouse_maintenance_schedule`` runs it daily.
+bytes before and after. ``warehouse_maintenance_schedule`` runs it daily. Between those runs
+``warehouse_fold_sensor`` starts ``warehouse_fold_job`` (``warehouse.maintenance.fold``, the job's first
+phase alone) whenever commits have recorded superseded projection rows, so ``*_latest`` reads go back to
+the bare projection within a sensor interval instead of paying the superseded-row join until the night.
 """
 
 import datetime as dt
@@ -10,7 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from resources import WarehouseResource
-from warehouse.maintenance import FileStats, MaintenancePolicy, maintain
+from warehouse.maintenance import FileStats, MaintenancePolicy, fold, maintain, superseded_rows
 
 
 class MaintenanceConfig(dg.Config):
@@ -61,3 +64,26 @@ warehouse_maintenance_job = dg.define_asset_job(
 warehouse_maintenance_schedule = dg.ScheduleDefinition(
     job=warehouse_maintenance_job, cron_schedule="30 3 * * *", default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily warehouse maintenance at 03:30.")
+
+
+@dg.op(description="Delete the projection rows recorded as superseded (warehouse.maintenance.fold).")
+def fold_superseded_rows(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
+    folded = fold(warehouse.get())
+    context.log.info(f"folded superseded projection rows: {folded or 'none left'}")
+
+
+@dg.job(description="Fold the superseded projection rows, so *_latest reads skip their join again.",
+        executor_def=dg.in_process_executor)
+def warehouse_fold_job() -> None:
+    fold_superseded_rows()
+
+
+@dg.sensor(job=warehouse_fold_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Starts warehouse_fold_job when commits have recorded superseded projection rows "
+           "(at most one run per warehouse snapshot).")
+def warehouse_fold_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    wh = warehouse.get()
+    pending = superseded_rows(wh)
+    if not pending:
+        return dg.SkipReason("no superseded projection rows to fold")
+    return dg.RunRequest(run_key=f"fold-{wh.current_snapshot()}", tags={"zhufu/superseded_rows": str(pending)})

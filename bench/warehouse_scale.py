@@ -13,7 +13,10 @@ aggregates, no catalog). Then it registers a model trained on the mid snapshot, 
 (retention 0, no grace: every snapshot but that lineage one and the current one expires) and times
 the reads again. ``--maintain-every N`` also runs the maintenance job (default policy: nothing expires,
 files merged and rewritten) after every N commits, as its schedule would between commits, timed apart
-from the commits. Prints one table; ``--out`` writes the figures as JSON.
+from the commits. ``--fold-every N`` runs the fold alone (``warehouse.maintenance.fold``, what
+``warehouse_fold_sensor`` starts after commits that superseded rows) after every N commits and after the
+last, timed apart too; ``verdicts_latest`` is then also timed just before the last fold. Prints one table;
+``--out`` writes the figures as JSON.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from tabulate import tabulate
 
 import warehouse.commit_index as commit_index
 from warehouse import Warehouse, WarehouseConfig
-from warehouse.maintenance import MaintenancePolicy, maintain
+from warehouse.maintenance import MaintenancePolicy, fold, maintain
 from warehouse.schema import ModelRow, VerdictRow
 
 LABELS = "SELECT label, count(*) AS n FROM {src} GROUP BY label ORDER BY label"
@@ -104,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per query")
     parser.add_argument("--maintain-every", type=int, default=0,
                         help="run the maintenance job after every N commits, untimed by the commits (0 = only at the end)")
+    parser.add_argument("--fold-every", type=int, default=0,
+                        help="fold the superseded rows after every N commits and after the last (0 = never)")
     parser.add_argument("--home", help="warehouse home (default: a temporary directory, removed at the end)")
     parser.add_argument("--out", help="write the figures as JSON")
     parser.add_argument("--watchdog", type=float, default=600, help="seconds before stacks are dumped (0: never)")
@@ -123,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     wh.migrate()
     rng = random.Random(0)
     commits = args.rows // args.batch
-    commit_s, snapshots, scheduled_s = [], [], []
+    commit_s, snapshots, scheduled_s, fold_s = [], [], [], []
+    latest_before_fold = None
     for c in range(commits):
         events = _verdicts(c, args.batch, args.corrections, rng)
         start = time.perf_counter()
@@ -136,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
             phases = maintain(wh, MaintenancePolicy()).seconds
             scheduled_s.append(time.perf_counter() - start)
             progress(f"maintenance after commit {c + 1}: {scheduled_s[-1]:.2f} s {phases}")
+        if args.fold_every and ((c + 1) % args.fold_every == 0 or c == commits - 1):
+            if c == commits - 1:  # the window a read can fall in: after a commit, before its fold
+                latest_before_fold = _timed(lambda: wh.sql(LABELS.format(src="verdicts_latest")), args.repeats)
+            start = time.perf_counter()
+            fold(wh)
+            fold_s.append(time.perf_counter() - start)
     rows = wh.count("verdicts")
     files = f"{wh.config.data_path}main/verdicts/*.parquet"
     anchor = duckdb.connect()
@@ -161,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
              [f"commit s per {args.batch:,} rows: first / last", f"{commit_s[0]:.3f} / {commit_s[-1]:.3f}", ""],
              [f"commit s: mean of first {n} / last {n}",
               f"{statistics.mean(commit_s[:n]):.3f} / {statistics.mean(commit_s[-n:]):.3f}", ""]]
+    if fold_s:
+        tenth = max(1, len(fold_s) // 10)
+        table.append([f"fold (every {args.fold_every} commits) s: mean of first / last tenth / max",
+                      f"{statistics.mean(fold_s[:tenth]):.3f} / {statistics.mean(fold_s[-tenth:]):.3f} / "
+                      f"{max(fold_s):.3f}", ""])
+        table.append(["labels, verdicts_latest after the last commit, before its fold: p50 / p95 ms",
+                      f"{latest_before_fold['p50_ms']:.2f} / {latest_before_fold['p95_ms']:.2f}", ""])
     if scheduled_s:
         table.append([f"scheduled maintenance (every {args.maintain_every} commits) s: first / last / mean",
                       f"{scheduled_s[0]:.2f} / {scheduled_s[-1]:.2f} / {statistics.mean(scheduled_s):.2f}", ""])
@@ -180,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps({
             "rows": rows, "commits": commits, "batch": args.batch, "commit_s": commit_s, "before": before,
             "maintain_every": args.maintain_every, "scheduled_maintenance_s": scheduled_s,
+            "fold_every": args.fold_every, "fold_s": fold_s, "latest_before_last_fold": latest_before_fold,
             "after": after, "maintenance": report.as_dict(), "maintenance_s": maintenance_s,
             "verdict_files_after": verdict_files, "commit_index": commit_index.enabled()}, indent=2))
     faulthandler.cancel_dump_traceback_later()

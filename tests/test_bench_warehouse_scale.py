@@ -16,6 +16,16 @@ def test_the_scale_bench_runs_the_scheduled_maintenance_between_commits_and_repo
     assert rep["rows"] == 300 and rep["verdict_files_after"] >= 1
 
 
+def test_the_scale_bench_folds_after_every_n_commits_and_the_last_and_times_the_read_before(tmp_path):
+    out = tmp_path / "scale.json"
+    assert warehouse_scale.main(["--rows", "500", "--batch", "100", "--fold-every", "2", "--repeats", "1",
+                                 "--home", str(tmp_path / "wh"), "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert len(rep["fold_s"]) == 3  # after commits 2 and 4, and the last (5)
+    assert rep["latest_before_last_fold"]["p50_ms"] > 0
+    assert rep["maintenance"]["folded_rows"] == {}  # the last fold left the final maintenance nothing to fold
+
+
 def test_the_commit_profile_times_every_statement_of_a_commit(tmp_path, capsys):
     from bench import commit_profile
 

@@ -136,3 +136,21 @@ def test_files_the_maintenance_rewrote_are_not_read_back_as_new_rows(wh):
     assert wh.writer.index.rebuilds == 2  # caught up without them: no count mismatch, no rebuild
     _assert_index_is_exact(wh)
     assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
+
+
+def test_a_fold_by_this_writer_keeps_the_index_exact_without_a_count(wh, monkeypatch):
+    from warehouse import maintenance
+    from warehouse.commit_index import CommitIndex as Index
+
+    wh.append([_verdict(f"x{i}", 0) for i in range(20)], asset_key="verdicts")
+    wh.append([_verdict("x1", 1, "改判"), _verdict("x2", 1, "改判")], asset_key="verdicts")
+    assert maintenance.fold(wh) == {"verdicts": 2}
+    assert wh.count("verdicts_superseded") == 0 and maintenance.fold(wh) == {}  # nothing left: no snapshot
+    counted = []
+    monkeypatch.setattr(Index, "_counts_match", staticmethod(lambda con, ti: counted.append(ti.table) or True))
+    result = wh.append([_verdict("x3", 1, "改判"), _verdict("y", 1)], asset_key="verdicts")
+    assert counted == []  # every table's index moved with the fold: no catch-up, no count of the projection
+    assert result.tables["verdicts"].total == wh.count("verdicts") == 24
+    assert wh.writer.index.rebuilds == 2
+    _assert_index_is_exact(wh)
+    assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")

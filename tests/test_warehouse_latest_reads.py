@@ -64,3 +64,13 @@ def test_sandboxed_and_time_travel_reads_answer_as_the_lake_view(wh):
     assert _rows(wh, "verdicts_latest", sandboxed=True) == _rows(wh, "lake.verdicts_latest")
     assert len(_rows(wh, "verdicts_latest", as_of=first)) == 2
     assert _rows(wh, "verdicts_latest", as_of=first) == _rows(wh, "lake.verdicts_latest", as_of=first)
+
+
+def test_a_fold_alone_puts_latest_back_on_the_bare_projection(wh):
+    from warehouse.maintenance import fold
+
+    wh.append([_verdict("a", 0), _verdict("b", 1)])
+    wh.append([_verdict("a", 1, "改判")])
+    latest = _rows(wh, "verdicts_latest")
+    assert _anti_join(wh) and fold(wh) == {"verdicts": 1}
+    assert not _anti_join(wh) and _rows(wh, "verdicts_latest") == latest == _rows(wh, "lake.verdicts_latest")

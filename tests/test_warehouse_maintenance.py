@@ -80,3 +80,24 @@ def test_the_maintenance_asset_reports_files_before_and_after(zhufu_home):
     assert meta["after_disk_files"].value < meta["before_disk_files"].value
     assert meta["after_snapshots"].value < meta["before_snapshots"].value
     assert meta["before_tracked_bytes"].value > 0
+
+
+def test_the_fold_sensor_runs_the_fold_job_once_superseded_rows_are_recorded(zhufu_home):
+    from assets.maintenance import warehouse_fold_job, warehouse_fold_sensor
+    from warehouse.schema import VerdictRow
+
+    resource = WarehouseResource(home=str(zhufu_home))
+    wh = resource.get()
+
+    def verdict(label: int) -> VerdictRow:
+        return VerdictRow(candidate_id="c", stage="judge", label=label, reason=f"理由{label}", agent_version="1")
+
+    wh.append([verdict(0)])
+    ctx = dg.build_sensor_context(resources={"warehouse": resource})
+    assert isinstance(warehouse_fold_sensor(ctx), dg.SkipReason)  # nothing superseded yet
+    wh.append([verdict(1)])  # re-judged: its first row is superseded
+    request = warehouse_fold_sensor(ctx)
+    assert isinstance(request, dg.RunRequest) and request.run_key == f"fold-{wh.current_snapshot()}"
+    assert warehouse_fold_job.execute_in_process(resources={"warehouse": resource}).success
+    assert wh.count("verdicts_superseded") == 0 and isinstance(warehouse_fold_sensor(ctx), dg.SkipReason)
+    assert wh.sql("SELECT label FROM verdicts_latest").rows() == [(1,)]

@@ -275,6 +275,19 @@ class CommitIndex:
         except Exception:  # noqa: BLE001 — an index in doubt is rebuilt, never trusted
             self.forget()
 
+    def folded(self, con: duckdb.DuckDBPyConnection, before: int) -> None:
+        """After this writer folded the superseded rows (``warehouse.maintenance.fold``) in the snapshot after
+        ``before``: the fold deletes only rows the index already dropped when their supersession was recorded,
+        and inserts nothing, so an index at ``before`` is exact at the new snapshot — the catch-up and its count
+        check (a full count of the projection: ~0.1 s at 10 M rows) are skipped. Never raises."""
+        try:
+            now = _snapshot(con)
+            for ti in self.tables.values():
+                if ti.snapshot == before and now == before + 1:
+                    ti.snapshot = now
+        except Exception:  # noqa: BLE001 — an index in doubt is rebuilt, never trusted
+            self.forget()
+
     def forget(self) -> None:
         self.tables.clear()
 

@@ -164,6 +164,30 @@ def maintain(wh: Warehouse, policy: MaintenancePolicy | None = None) -> Maintena
     return MaintenanceReport(before, after, expired, old_pins, deleted, seconds, folded)
 
 
+def fold(wh: Warehouse) -> dict[str, int]:
+    """The maintenance job's first phase alone: delete the projection rows recorded as superseded and empty
+    ``<table>_superseded``; per table the rows deleted ({} when there were none: no snapshot is made).
+
+    Cheap next to the whole job (~0.2 s at 10 M verdicts with ~1,000 superseded rows, bench/RESULTS.md) and
+    what makes ``<table>_latest`` read the bare projection again (``warehouse.latest_reads``: no anti join
+    while nothing is superseded), so the ``warehouse_fold_sensor`` runs it soon after any commit that
+    superseded rows. The commit index is told, so the next commit need not count the projection again."""
+    wh.migrate()
+    with masked_errors(wh.config), write_lock(wh.config), wh.writer.connection() as con:
+        before = wh.writer.index.snapshot(con)
+        folded = with_retries(lambda: _fold_superseded(con))
+        if folded:
+            wh.writer.index.folded(con, before)
+    return folded
+
+
+def superseded_rows(wh: Warehouse) -> dict[str, int]:
+    """Per table, the projection rows recorded as superseded and not yet folded (tables with none left out)."""
+    query = " UNION ALL ".join(f"SELECT '{m.TABLE}' AS t, count(*) AS n FROM {superseded_table(m.TABLE)}"
+                               for m in EVENT_MODELS)
+    return {t: int(n) for t, n in wh.sql(query).rows() if n}
+
+
 def _fold_superseded(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Delete every projection's superseded rows and empty ``<table>_superseded``, in one snapshot; per table the
     rows deleted (tables with none are left alone)."""

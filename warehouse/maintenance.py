@@ -168,7 +168,7 @@ def fold(wh: Warehouse) -> dict[str, int]:
     """The maintenance job's first phase alone: delete the projection rows recorded as superseded and empty
     ``<table>_superseded``; per table the rows deleted ({} when there were none: no snapshot is made).
 
-    Cheap next to the whole job (~0.2 s at 10 M verdicts with ~1,000 superseded rows, bench/RESULTS.md) and
+    Cheap next to the whole job (0.2–0.6 s at 10 M verdicts with 1,000–10,000 superseded rows, bench/RESULTS.md) and
     what makes ``<table>_latest`` read the bare projection again (``warehouse.latest_reads``: no anti join
     while nothing is superseded), so the ``warehouse_fold_sensor`` runs it soon after any commit that
     superseded rows. The commit index is told, so the next commit need not count the projection again."""

@@ -114,7 +114,6 @@ def test_evaluation_data_never_trains_a_judge_a_reward_model_or_a_policy(wh, zhu
     assert judging.FOREIGN_PRINCIPLES  # the ablation has something to read
 
 
-
 def test_a_judge_initialised_from_the_sft_model_records_it_as_its_base(zhufu_home, tmp_path, tiny_model_dir):
     warehouse, resources = _resources(tmp_path, tiny_model_dir)
     _run(resources, ["seed_sft_examples", "seed_preference_pairs", "human_labels"])

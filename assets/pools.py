@@ -21,8 +21,8 @@ def retry_delay_s() -> float:
     try:
         delay = float(raw)
     except ValueError:
-        raise ValueError(f"ZHUFU_LLM_RETRY_DELAY_S={raw!r}: expected seconds, a number >= 0") from None
-    if delay < 0:
+        delay = -1.0
+    if not delay >= 0:  # also refuses nan
         raise ValueError(f"ZHUFU_LLM_RETRY_DELAY_S={raw!r}: expected seconds, a number >= 0")
     return delay
 

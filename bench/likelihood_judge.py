@@ -27,20 +27,17 @@ from bench.paper_data import pairs as read_pairs
 from training import devices
 from training.data import assistant, user
 from training.rm_eval import evaluate_labels, evaluate_pairs
+from training.scoring import load_for_scoring
 
 
 class Likelihood:
     """Per-response log-likelihood under a causal LM, in length-sorted batches."""
 
     def __init__(self, path: str, *, batch_size: int = 64, max_length: int = 512, device: str | None = None):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         self.device = device or devices.device()
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.tokenizer.padding_side = "right"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=devices.dtype()).to(self.device).eval()
+        self.tokenizer, self.model = load_for_scoring(path, AutoModelForCausalLM, self.device)
         self.batch_size, self.max_length = batch_size, max_length
 
     def _split(self, prompt: str, response: str) -> tuple[list[int], list[int]]:

@@ -33,19 +33,25 @@ def last_token_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Ten
     return model.score(h).squeeze(-1).float()
 
 
+def load_for_scoring(path: str, model_class, device: str):
+    """(tokenizer padding on the right, with a pad token; ``model_class`` from ``path`` on ``device``, eval mode)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, model_class.from_pretrained(path, dtype=devices.dtype()).to(device).eval()
+
+
 class RewardScorer:
     """Loads a reward-model artifact once; ``score(prompts, responses)`` in length-sorted batches."""
 
     def __init__(self, path: str, *, batch_size: int = 64, max_length: int = 384, device: str | None = None):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         self.device = device or devices.device()
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.tokenizer.padding_side = "right"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, dtype=devices.dtype()).to(self.device)
-        self.model.eval()
+        self.tokenizer, self.model = load_for_scoring(path, AutoModelForSequenceClassification, self.device)
         self.batch_size, self.max_length = batch_size, max_length
 
     @torch.no_grad()

@@ -181,19 +181,20 @@ def fold(wh: Warehouse) -> dict[str, int]:
     return folded
 
 
+# per table, the projection rows recorded as superseded and not yet folded
+_SUPERSEDED_COUNTS = " UNION ALL ".join(f"SELECT '{m.TABLE}' AS t, count(*) AS n FROM {superseded_table(m.TABLE)}"
+                                        for m in EVENT_MODELS)
+
+
 def superseded_rows(wh: Warehouse) -> dict[str, int]:
     """Per table, the projection rows recorded as superseded and not yet folded (tables with none left out)."""
-    query = " UNION ALL ".join(f"SELECT '{m.TABLE}' AS t, count(*) AS n FROM {superseded_table(m.TABLE)}"
-                               for m in EVENT_MODELS)
-    return {t: int(n) for t, n in wh.sql(query).rows() if n}
+    return {t: int(n) for t, n in wh.sql(_SUPERSEDED_COUNTS).rows() if n}
 
 
 def _fold_superseded(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Delete every projection's superseded rows and empty ``<table>_superseded``, in one snapshot; per table the
     rows deleted (tables with none are left alone)."""
-    counts = {m.TABLE: int(con.execute(f"SELECT count(*) FROM {superseded_table(m.TABLE)}").fetchall()[0][0])
-              for m in EVENT_MODELS}
-    counts = {t: n for t, n in counts.items() if n}
+    counts = {t: int(n) for t, n in con.execute(_SUPERSEDED_COUNTS).fetchall() if n}
     if not counts:
         return {}
     con.execute("BEGIN")

@@ -79,7 +79,7 @@ def train_head(xc: np.ndarray, xr: np.ndarray, hidden: int, epochs: int, seed: i
     return score
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.embedding_judge", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="the paper's data directory (ZHUFU_SEED_DATA)")
@@ -89,7 +89,7 @@ def main() -> int:
     p.add_argument("--seeds", type=int, default=3, help="head seeds per width (the embeddings are fixed)")
     p.add_argument("--judge", nargs="*", default=[], help="bench.judge_gain --out runs (FILE or FILE:VARIANT)")
     p.add_argument("--out", help="write every head's scores and metrics here (JSON)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     data = Path(a.data)
     train = read_pairs(data / "reward_pairs_train.json")
     dev = read_pairs(data / "reward_pairs_dev.json")

@@ -154,3 +154,22 @@ def test_a_fold_by_this_writer_keeps_the_index_exact_without_a_count(wh, monkeyp
     assert wh.writer.index.rebuilds == 2
     _assert_index_is_exact(wh)
     assert _latest(wh, "verdicts") == _recomputed(wh, "verdicts")
+
+
+def test_the_membership_filter_never_hides_a_stored_key_and_lets_few_absent_keys_through():
+    rng = np.random.default_rng(3)
+    runs = SortedRuns()
+    stored = rng.integers(-(2**62), 2**62, 50_000)  # enough to grow the filter several times
+    for part in np.array_split(stored, 25):
+        runs.add(part)
+    assert len(runs._bits) * 8 >= 16 * len(stored)
+    assert runs.may_contain(stored).all() and runs.contains(stored).all()
+    absent = np.setdiff1d(rng.integers(-(2**62), 2**62, 20_000), stored)
+    assert not runs.contains(absent).any()
+    assert runs.may_contain(absent).mean() < 0.1  # ~1/16 by design
+    # a deleted key's bit stays set: the runs, not the filter, answer for it
+    rows = SortedRuns(payload=("rowid",))
+    rows.add(stored[:100], rowid=np.arange(100))
+    rows.delete(stored[:10], np.arange(10))
+    assert rows.may_contain(stored[:10]).all() and not rows.contains(stored[:10]).any()
+    assert len(rows.find(stored[:20])["key"]) == 10

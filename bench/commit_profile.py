@@ -3,6 +3,7 @@
     python -m bench.warehouse_scale --rows 2000000 --maintain-every 20 --home /tmp/wh2m   # a warehouse to profile
     python -m bench.commit_profile --home /tmp/wh2m --commits 5
     python -m bench.commit_profile --home /tmp/wh2m --commits 100   # what grows between two maintenance runs
+    python -m bench.commit_profile --home /tmp/new --commits 1000 --first 0 --maintain-every 100   # 0 → 10 M rows
 
 Commits ``--commits`` more batches of ``verdicts`` (the scale bench's mix: ``--batch`` rows, ``--corrections``
 of them re-judging candidates already stored — the bench's and this profile's own) through ``Warehouse.append``
@@ -28,6 +29,7 @@ from tabulate import tabulate
 import warehouse.writer as writer
 from bench.warehouse_scale import _verdicts
 from warehouse import Warehouse, WarehouseConfig
+from warehouse.maintenance import MaintenancePolicy, maintain
 
 OUTSIDE_SQL = "<outside SQL: rows, Arrow tables, commit index>"
 
@@ -73,9 +75,11 @@ def _stored_commits(wh: Warehouse) -> list[int]:
                          "WHERE candidate_id LIKE 'cand-%'")["c"].to_list())
 
 
-def profile(home: str, commits: int, batch: int, corrections: float, first: int) -> tuple[list[dict], list[float]]:
+def profile(home: str, commits: int, batch: int, corrections: float, first: int,
+            maintain_every: int = 0) -> tuple[list[dict], list[float]]:
     """Per statement: ms per commit overall and over the first and last tenth of the commits; and each commit's ms.
-    Commit numbers start at ``first`` (new candidate ids); corrections re-judge the bench's candidates and these."""
+    Commit numbers start at ``first`` (new candidate ids); corrections re-judge the bench's candidates and these.
+    ``maintain_every`` > 0 runs the maintenance job (default policy) after every that many commits, untimed."""
     wh = Warehouse(WarehouseConfig.embedded(home))
     wh.migrate()
     rng = random.Random(first)
@@ -93,6 +97,8 @@ def profile(home: str, commits: int, batch: int, corrections: float, first: int)
                 per_commit.append({sql: sum(ms) for sql, ms in times.items()})
                 per_commit[-1][OUTSIDE_SQL] = commit_ms[-1] - sum(per_commit[-1].values())
             earlier.append(c)
+            if maintain_every and (c - first + 1) % maintain_every == 0:
+                maintain(wh, MaintenancePolicy())
     tenth = max(1, commits // 10)
     total = sum(commit_ms) / commits
     rows = []
@@ -113,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corrections", type=float, default=0.1, help="share of each commit that re-judges")
     parser.add_argument("--first", type=int, default=100_000,
                         help="commit number of the first batch (candidate ids are new above the bench's)")
+    parser.add_argument("--maintain-every", type=int, default=0,
+                        help="run the maintenance job after every N commits, untimed (as bench.warehouse_scale does)")
     args = parser.parse_args(argv)
-    rows, commit_ms = profile(args.home, args.commits, args.batch, args.corrections, args.first)
+    rows, commit_ms = profile(args.home, args.commits, args.batch, args.corrections, args.first, args.maintain_every)
     tenth = max(1, len(commit_ms) // 10)
     print(f"commit ms: mean {sum(commit_ms) / len(commit_ms):.1f} over {len(commit_ms)} commits; first tenth "
           f"{sum(commit_ms[:tenth]) / tenth:.1f}, last tenth {sum(commit_ms[-tenth:]) / tenth:.1f}")

@@ -54,3 +54,12 @@ def test_the_scale_bench_expires_snapshots_within_the_run_keeping_the_mid_one_an
     rep = json.loads(out.read_text())
     assert rep["retention_s"] == 0 and rep["reopen"] is True and len(rep["commit_s"]) == 5
     assert rep["before"]["labels, as_of mid snapshot"]["p50_ms"] > 0  # pinned by the model registered mid-run
+
+
+def test_the_commit_profile_can_build_from_empty_with_maintenance_between_commits(tmp_path):
+    from bench import commit_profile
+
+    rows, commit_ms = commit_profile.profile(str(tmp_path / "wh"), commits=4, batch=50, corrections=0.1, first=0,
+                                             maintain_every=2)
+    assert len(commit_ms) == 4 and any(r["statement"] == "COMMIT" for r in rows)
+    assert all("ducklake_merge_adjacent_files" not in r["statement"] for r in rows)  # maintenance is not timed

@@ -20,6 +20,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tabulate import tabulate
@@ -28,15 +29,15 @@ from bench.judge_ensemble import COLUMNS, load_scores, score_sets, standardized
 from bench.paper_data import labels as read_labels
 from bench.paper_data import pairs as read_pairs
 
-
-def embed(texts: list[str], kind: str, cache: dict[tuple[str, str], np.ndarray]) -> np.ndarray:
-    """Unit vectors for ``texts`` (``kind``: query or passage), each distinct text embedded once."""
+if TYPE_CHECKING:
     from resources.embeddings import Embedder
 
+
+def embed(embedder: Embedder, texts: list[str], kind: str, cache: dict[tuple[str, str], np.ndarray]) -> np.ndarray:
+    """Unit vectors for ``texts`` (``kind``: query or passage), each distinct text embedded once."""
     todo = sorted({t for t in texts if (kind, t) not in cache})
     if todo:
-        e = Embedder()
-        fn = e.queries if kind == "query" else e.passages
+        fn = embedder.queries if kind == "query" else embedder.passages
         for i in range(0, len(todo), 256):
             chunk = todo[i:i + 256]
             for t, v in zip(chunk, fn(chunk), strict=True):
@@ -44,10 +45,10 @@ def embed(texts: list[str], kind: str, cache: dict[tuple[str, str], np.ndarray])
     return np.stack([cache[(kind, t)] for t in texts])
 
 
-def features(prompts: list[str], responses: list[str], cache: dict) -> np.ndarray:
+def features(embedder: Embedder, prompts: list[str], responses: list[str], cache: dict) -> np.ndarray:
     """Per (request, response): the response's embedding, its product with the request's, their cosine and
     log length (the head may use length; the length-matched pairs show what it learns beyond it)."""
-    q, r = embed(prompts, "query", cache), embed(responses, "passage", cache)
+    q, r = embed(embedder, prompts, "query", cache), embed(embedder, responses, "passage", cache)
     cos = (q * r).sum(1, keepdims=True)
     ln = np.log1p(np.array([len(x) for x in responses], dtype=np.float32))[:, None]
     return np.concatenate([r, q * r, cos, ln], axis=1).astype(np.float32)
@@ -94,13 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     train = read_pairs(data / "reward_pairs_train.json")
     dev = read_pairs(data / "reward_pairs_dev.json")
     labelled = read_labels(data / "evaluation_dev.jsonl")
-    cache: dict = {}
+    from resources.embeddings import Embedder
+
+    e5, cache = Embedder(), {}
     t0 = time.perf_counter()
-    xc = features([x["prompt"] for x in train], [x["chosen"] for x in train], cache)
-    xr = features([x["prompt"] for x in train], [x["rejected"] for x in train], cache)
-    evals = {"labels": features([x["prompt"] for x in labelled], [x["response"] for x in labelled], cache),
-             "chosen": features([x["prompt"] for x in dev], [x["chosen"] for x in dev], cache),
-             "rejected": features([x["prompt"] for x in dev], [x["rejected"] for x in dev], cache)}
+    xc = features(e5, [x["prompt"] for x in train], [x["chosen"] for x in train], cache)
+    xr = features(e5, [x["prompt"] for x in train], [x["rejected"] for x in train], cache)
+    evals = {"labels": features(e5, [x["prompt"] for x in labelled], [x["response"] for x in labelled], cache),
+             "chosen": features(e5, [x["prompt"] for x in dev], [x["chosen"] for x in dev], cache),
+             "rejected": features(e5, [x["prompt"] for x in dev], [x["rejected"] for x in dev], cache)}
     embed_s = time.perf_counter() - t0
     lengths = {"labels": [float(len(x["response"])) for x in labelled], "chosen": [float(len(x["chosen"])) for x in dev],
                "rejected": [float(len(x["rejected"])) for x in dev]}
@@ -112,16 +115,17 @@ def main(argv: list[str] | None = None) -> int:
             runs[f"e5 head h{h} s{s}"] = {k: head(v) for k, v in evals.items()}
             print(f"head h{h} s{s}: {time.perf_counter() - t1:.1f} s", flush=True)
     heads = [k for k in runs if k.startswith("e5")]
+    seeds_mean_z: dict[int, dict[str, list[float]]] = {}  # per width, for the sums with judge runs
     for h in a.hidden:  # the seeds of one width as one judge: their mean z-score
         mine = [standardized(runs[k]) for k in heads if k.startswith(f"e5 head h{h} ")]
         runs[f"e5 head h{h} mean of seeds"] = {k: list(np.mean([m[k] for m in mine], axis=0)) for k in mine[0]}
+        seeds_mean_z[h] = standardized(runs[f"e5 head h{h} mean of seeds"])
     for spec in a.judge:
         name, scores = load_scores(spec)
         runs[name] = scores
+        z = standardized(scores)
         for h in a.hidden:
-            e5 = standardized(runs[f"e5 head h{h} mean of seeds"])
-            z = standardized(scores)
-            runs[f"{name} + e5 h{h}"] = {k: list(np.add(z[k], e5[k])) for k in z}
+            runs[f"{name} + e5 h{h}"] = {k: list(np.add(z[k], seeds_mean_z[h][k])) for k in z}
     results = {k: score_sets(v, labelled, dev) for k, v in runs.items()}
     rows = [[k] + [results[k].get(c) for c in COLUMNS] for k in results]
     print(f"embedded {len(cache)} texts in {embed_s:.0f} s; {len(train)} training pairs, {len(dev)} dev pairs "

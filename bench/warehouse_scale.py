@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(0)
     commits = args.rows // args.batch
     commit_s, snapshots, scheduled_s, fold_s = [], [], [], []
+    scheduled_policy = MaintenancePolicy() if args.retention_s is None else MaintenancePolicy(
+        snapshot_retention=dt.timedelta(seconds=args.retention_s), file_grace=dt.timedelta(seconds=args.retention_s))
     latest_before_fold = None
     for c in range(commits):
         events = _verdicts(c, args.batch, args.corrections, rng)
@@ -153,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             _register_model(wh, snapshots[c])
         if args.maintain_every and (c + 1) % args.maintain_every == 0 and c < commits - 1:
             start = time.perf_counter()
-            policy = MaintenancePolicy() if args.retention_s is None else MaintenancePolicy(
-                snapshot_retention=dt.timedelta(seconds=args.retention_s), file_grace=dt.timedelta(seconds=args.retention_s))
-            phases = maintain(wh, policy).seconds
+            phases = maintain(wh, scheduled_policy).seconds
             scheduled_s.append(time.perf_counter() - start)
             progress(f"maintenance after commit {c + 1}: {scheduled_s[-1]:.2f} s {phases}")
             if args.reopen:

@@ -64,7 +64,8 @@ class SortedRuns:
     # A one-hash bit filter over every key added (a deletion leaves its bit set: absent keys may pass, present
     # ones always do). Lookups search the runs only for the keys that pass it: a commit's new ids and most of
     # its keys are absent, and each binary search into a run of millions costs cache misses — without it the
-    # lookups of a 10 k-row commit grew 2.4 → 11.7 ms from 0 to 10 M rows, with it they stay flat.
+    # two lookups of a 10 k-row commit grew 5.3 → 25.9 ms from 0 to 10 M rows, with it 2.6 → 5.4
+    # (bench.commit_index_ops).
     _bits: np.ndarray = field(default_factory=lambda: np.zeros(_FILTER_MIN_BITS // 8, dtype=np.uint8))
 
     def __len__(self) -> int:

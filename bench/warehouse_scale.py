@@ -70,6 +70,12 @@ def _timed(fn: Callable[[], object], repeats: int) -> dict[str, float]:
     return {"p50_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]}
 
 
+def _tenths(series: list[float]) -> list[list[float]]:
+    """``series`` in ten consecutive parts (fewer when shorter)."""
+    n = min(10, len(series))
+    return [series[i * len(series) // n:(i + 1) * len(series) // n] for i in range(n)]
+
+
 def _reads(wh: Warehouse, anchor: duckdb.DuckDBPyConnection, files: str, mid: int, repeats: int) -> dict:
     last = wh.current_snapshot()
     parquet = f"read_parquet('{files}')"
@@ -140,15 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     wh.migrate()
     rng = random.Random(0)
     commits = args.rows // args.batch
-    commit_s, snapshots, scheduled_s, fold_s = [], [], [], []
+    commit_s, commit_cpu_s, snapshots, scheduled_s, fold_s = [], [], [], [], []
     scheduled_policy = MaintenancePolicy() if args.retention_s is None else MaintenancePolicy(
         snapshot_retention=dt.timedelta(seconds=args.retention_s), file_grace=dt.timedelta(seconds=args.retention_s))
     latest_before_fold = None
     for c in range(commits):
         events = _verdicts(c, args.batch, args.corrections, rng)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         snapshots.append(wh.append(events, run_id=f"bench-{c}", asset_key="verdicts").snapshot_id)
         commit_s.append(time.perf_counter() - start)
+        commit_cpu_s.append(time.process_time() - cpu)  # this process's CPU, DuckDB's threads included: what a
+        # busy host's steal time does not inflate (the lent 2-core machine's commits wander ±30% within minutes)
         if c % 10 == 0 or c == commits - 1:
             progress(f"commit {c + 1}/{commits}: {commit_s[-1]:.3f} s")
         if args.retention_s is not None and c == commits // 2:  # expiring within the run: pin the mid snapshot now
@@ -192,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
              [f"commit s per {args.batch:,} rows: first / last", f"{commit_s[0]:.3f} / {commit_s[-1]:.3f}", ""],
              [f"commit s: mean of first {n} / last {n}",
               f"{statistics.mean(commit_s[:n]):.3f} / {statistics.mean(commit_s[-n:]):.3f}", ""]]
+    for name, series in (("commit s (wall)", commit_s), ("commit CPU s", commit_cpu_s)):
+        tenths = [statistics.mean(part) for part in _tenths(series)]
+        medians = [statistics.median(part) for part in _tenths(series)]
+        table.append([f"{name}, mean of each tenth", " ".join(f"{t:.3f}" for t in tenths), ""])
+        table.append([f"{name}: first → last tenth, mean; median",
+                      f"{tenths[-1] / tenths[0] - 1:+.0%}; {medians[-1] / medians[0] - 1:+.0%}", ""])
     if fold_s:
         tenth = max(1, len(fold_s) // 10)
         table.append([f"fold (every {args.fold_every} commits) s: mean of first / last tenth / max",
@@ -216,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     print(tabulate(table, headers=["", "before maintenance", "after maintenance"], tablefmt="github"))
     if args.out:
         Path(args.out).write_text(json.dumps({
-            "rows": rows, "commits": commits, "batch": args.batch, "commit_s": commit_s, "before": before,
+            "rows": rows, "commits": commits, "batch": args.batch, "commit_s": commit_s, "commit_cpu_s": commit_cpu_s,
+            "before": before,
             "maintain_every": args.maintain_every, "scheduled_maintenance_s": scheduled_s, "retention_s": args.retention_s,
             "reopen": args.reopen,
             "fold_every": args.fold_every, "fold_s": fold_s, "latest_before_last_fold": latest_before_fold,

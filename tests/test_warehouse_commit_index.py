@@ -11,7 +11,7 @@ import pytest
 
 from tests.test_warehouse_projections import _latest, _recomputed, _verdict
 from tests.test_warehouse_readers import _in_another_process
-from warehouse import Warehouse
+from warehouse import Warehouse, commit_index
 from warehouse.commit_index import ENV, CommitIndex, SortedRuns
 from warehouse.connection import open_connection
 from warehouse.maintenance import MaintenancePolicy, maintain
@@ -79,6 +79,37 @@ def test_sorted_runs_stay_logarithmic_and_agree_with_a_plain_set_through_random_
         sizes = [len(r["key"]) for r in runs.runs]
         assert all(older > 2 * younger for older, younger in zip(sizes, sizes[1:], strict=False))  # halving
         assert len(runs) == len(live)
+    assert _entries(runs) == live
+
+
+def test_merges_a_commit_leaves_wait_for_compact_and_lookups_stay_exact_meanwhile():
+    rng = np.random.default_rng(11)
+    runs = SortedRuns(payload=("rowid",), merge_limit=64)  # a commit merges runs up to 64 entries
+    live: set[tuple[int, int]] = set()
+    next_rowid = 0
+    most_runs = 0
+    for step in range(300):
+        keys = rng.integers(0, 2_000, int(rng.integers(5, 30)))
+        rowids = np.arange(next_rowid, next_rowid + len(keys))
+        next_rowid += len(keys)
+        runs.add(keys, rowid=rowids)
+        live |= set(zip(keys.tolist(), rowids.tolist(), strict=True))
+        gone = sorted(live)[:: int(rng.integers(5, 20))]
+        runs.delete(np.array([k for k, _ in gone]), np.array([r for _, r in gone]))
+        live -= set(gone)
+        most_runs = max(most_runs, len(runs.runs))
+        probe = rng.integers(-5, 2_005, 80)
+        assert runs.contains(probe).tolist() == [int(k) in {k for k, _ in live} for k in probe]
+        found = runs.find(np.unique(probe))
+        assert set(zip(found["key"].tolist(), found["rowid"].tolist(), strict=True)) == {
+            e for e in live if e[0] in set(probe.tolist())}
+        if step % 50 == 49:
+            runs.compact()  # what maintenance does between commits
+            sizes = [len(r["key"]) for r in runs.runs]
+            assert all(older > 2 * younger for older, younger in zip(sizes, sizes[1:], strict=False))
+            assert len(runs._bits) * 8 >= 16 * len(runs)
+        assert len(runs) == len(live)
+    assert 4 < most_runs <= commit_index._MAX_RUNS  # merges were left undone, never more runs than the cap
     assert _entries(runs) == live
 
 

@@ -13,6 +13,10 @@ snapshot:
 - after anybody else's (another process, maintenance, a migration), from DuckLake's change feed, then checked
   against the tables' row counts; any doubt — an error, a count that differs — rebuilds from a full read.
 
+The arrays are log-structured (``SortedRuns``): a commit appends its keys as a new sorted run and merges only
+small runs; the larger merges, and the membership filter's resizing, wait for ``CommitIndex.compact``, which the
+maintenance job and the fold call between commits — so a commit's own work does not grow with the table.
+
 Used only under the inter-process write lock (embedded catalogs), where no commit can land between the refresh
 and the commit. A server catalog without that lock keeps the SQL path (``warehouse.store``).
 An id prefix found here is only a candidate: the exact SQL check decides (a re-run, or a prefix collision).
@@ -45,13 +49,30 @@ from warehouse.schema import (
 
 ENV = "ZHUFU_COMMIT_INDEX"  # "0" turns it off
 _GROWTH = 2  # a run is merged with the next younger one once it is at most this many times its size
-_FILTER_BITS_PER_KEY = 16  # the membership filter's size: ~6% of absent keys pass it (one hash, 1/16 full)
+# A commit merges runs only while the result stays this small; the larger merges wait for ``compact`` (the
+# maintenance job and the fold call it between commits). With every merge on the commit path a 10 k-row commit
+# copied each row once more each time the table doubled — its in-memory work grew 125 → 162 ms from 0 to 10 M rows
+# (bench/RESULTS.md, "A membership filter in front of the commit index"); with the cap it copies a row at most
+# log2(cap / batch) times.
+_COMMIT_MERGE_LIMIT = 1 << 19
+_MAX_RUNS = 16  # more runs than this and ``add`` compacts anyway: a writer that never sees maintenance
+_FILTER_BITS_PER_KEY = 16  # the membership filter's size when (re)built: ~6% of absent keys pass it (one hash)
+_FILTER_MIN_BITS_PER_KEY = 8  # a commit rebuilds it only below this (~12% pass); ``compact`` below 16
 _FILTER_MIN_BITS = 1 << 16
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: any key distribution spreads over the filter
 
 
 def enabled() -> bool:
     return os.environ.get(ENV, "1") != "0"
+
+
+def _spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The positions ``lo[i]:hi[i]`` for every i, concatenated (vectorised ``np.arange`` per span)."""
+    lens = hi - lo
+    if len(lens) == 0:
+        return np.zeros(0, dtype=np.intp)
+    ends = np.cumsum(lens)
+    return np.repeat(lo - (ends - lens), lens) + np.arange(ends[-1])
 
 
 @dataclass
@@ -61,6 +82,7 @@ class SortedRuns:
     payload: tuple[str, ...] = ()
     runs: list[dict[str, np.ndarray]] = field(default_factory=list)
     live: int = 0  # live entries, kept by add and delete
+    merge_limit: int = _COMMIT_MERGE_LIMIT
     # A one-hash bit filter over every key added (a deletion leaves its bit set: absent keys may pass, present
     # ones always do). Lookups search the runs only for the keys that pass it: a commit's new ids and most of
     # its keys are absent, and each binary search into a run of millions costs cache misses — without it the
@@ -84,10 +106,10 @@ class SortedRuns:
         h = self._slots(keys)
         return ((self._bits[h >> np.uint64(3)] >> (h & np.uint64(7)).astype(np.uint8)) & 1).astype(bool)
 
-    def _grow_filter(self) -> None:
-        """Rebuilt from the live keys at twice the size once it is more than 1/16 full (amortised O(1) a key)."""
+    def _grow_filter(self, min_bits_per_key: int) -> None:
+        """Rebuilt from the live keys at ≥ 16 bits a key once it has fewer than ``min_bits_per_key``."""
         bits = len(self._bits) * 8
-        if self.live * _FILTER_BITS_PER_KEY <= bits:
+        if self.live * min_bits_per_key <= bits:
             return
         while self.live * _FILTER_BITS_PER_KEY > bits:
             bits *= 2
@@ -104,12 +126,29 @@ class SortedRuns:
         self.runs.append(run)
         self.live += len(key)
         self._mark(run["key"])
-        self._grow_filter()
-        # Runs halve in size from oldest to newest (a binary counter): a commit's rows are copied O(log n)
-        # times in all, and a lookup visits O(log n) runs. Merging the young runs into one that grows towards
-        # the table's size instead cost a 10 k-row commit more with every million rows.
-        while len(self.runs) > 1 and len(self.runs[-2]["key"]) <= _GROWTH * len(self.runs[-1]["key"]):
+        self._grow_filter(_FILTER_MIN_BITS_PER_KEY)
+        # Runs halve in size from oldest to newest (a binary counter), up to ``merge_limit``: a lookup visits
+        # O(log n) runs plus the few large ones left for ``compact``.
+        while (len(self.runs) > 1 and len(self.runs[-2]["key"]) <= _GROWTH * len(self.runs[-1]["key"])
+               and len(self.runs[-2]["key"]) + len(self.runs[-1]["key"]) <= self.merge_limit):
             self.runs[-2:] = [self._merge(self.runs[-2:])]
+        if len(self.runs) > _MAX_RUNS:
+            self.compact()
+
+    def compact(self) -> int:
+        """The merges ``add`` left: until every run is more than twice the next younger one (dead entries
+        dropped); the filter rebuilt if below 16 bits a key. Returns the entries copied."""
+        copied = 0
+        while True:
+            sizes = [len(r["key"]) for r in self.runs]
+            pairs = [i for i in range(len(sizes) - 1) if sizes[i] <= _GROWTH * sizes[i + 1]]
+            if not pairs:
+                break
+            i = pairs[-1]
+            self.runs[i:i + 2] = [self._merge(self.runs[i:i + 2])]
+            copied += sizes[i] + sizes[i + 1]
+        self._grow_filter(_FILTER_BITS_PER_KEY)
+        return copied
 
     def _merge(self, runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         live = [~r["dead"] for r in runs]
@@ -122,38 +161,37 @@ class SortedRuns:
         return out
 
     @staticmethod
-    def _ranges(run: dict[str, np.ndarray], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per key, the slice of ``run`` holding it (empty when absent). The keys are searched in sorted order,
-        so each search starts where the last ended: random probes into a run of millions missed the cache."""
-        order = np.argsort(keys)
-        sk = keys[order]
-        lo, hi = np.empty(len(keys), dtype=np.intp), np.empty(len(keys), dtype=np.intp)
-        lo[order] = np.searchsorted(run["key"], sk, "left")
-        hi[order] = np.searchsorted(run["key"], sk, "right")
-        return lo, hi
+    def _ranges(run: dict[str, np.ndarray], sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per key (ascending: each search starts where the last ended — random probes into a run of millions
+        missed the cache), the slice of ``run`` holding it (empty when absent)."""
+        return np.searchsorted(run["key"], sorted_keys, "left"), np.searchsorted(run["key"], sorted_keys, "right")
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """Per key: whether a live entry has it."""
         keys = np.asarray(keys, dtype=np.int64)
         found = np.zeros(len(keys), dtype=bool)
         maybe = np.flatnonzero(self.may_contain(keys))
+        maybe = maybe[np.argsort(keys[maybe])]
+        sk = keys[maybe]
         for run in self.runs:
-            lo, hi = self._ranges(run, keys[maybe])
-            for i in np.flatnonzero(hi > lo):
-                found[maybe[i]] |= bool((~run["dead"][lo[i]:hi[i]]).any())
+            lo, hi = self._ranges(run, sk)
+            hit = np.flatnonzero(hi > lo)
+            lens = (hi - lo)[hit]
+            owner = np.repeat(maybe[hit], lens)
+            found[owner[~run["dead"][_spans(lo[hit], hi[hit])]]] = True
         return found
 
     def find(self, keys: np.ndarray) -> dict[str, np.ndarray]:
         """The live entries whose key is in ``keys``: key and payload columns."""
         keys = np.asarray(keys, dtype=np.int64)
-        keys = keys[self.may_contain(keys)]
+        keys = np.sort(keys[self.may_contain(keys)])
         cols: dict[str, list[np.ndarray]] = {c: [] for c in ("key", *self.payload)}
         for run in self.runs:
             lo, hi = self._ranges(run, keys)
             hit = hi > lo
             if not hit.any():
                 continue
-            pos = np.concatenate([np.arange(a, b) for a, b in zip(lo[hit], hi[hit], strict=True)])
+            pos = _spans(lo[hit], hi[hit])
             pos = pos[~run["dead"][pos]]
             for c in cols:
                 cols[c].append(run[c][pos])
@@ -161,13 +199,17 @@ class SortedRuns:
 
     def delete(self, keys: np.ndarray, rowids: np.ndarray) -> None:
         """Mark dead the live entries with these (key, rowid) pairs; payload column ``rowid`` required."""
+        keys, rowids = np.asarray(keys, dtype=np.int64), np.asarray(rowids, dtype=np.int64)
+        order = np.argsort(keys)
+        sk, sr = keys[order], rowids[order]
         for run in self.runs:
-            lo, hi = self._ranges(run, keys)
-            for i in np.flatnonzero(hi > lo):
-                span = np.arange(lo[i], hi[i])
-                hit = span[(run["rowid"][span] == rowids[i]) & ~run["dead"][span]]
-                run["dead"][hit] = True
-                self.live -= len(hit)
+            lo, hi = self._ranges(run, sk)
+            hit = np.flatnonzero(hi > lo)
+            pos = _spans(lo[hit], hi[hit])
+            wanted = np.repeat(sr[hit], (hi - lo)[hit])
+            pos = np.unique(pos[(run["rowid"][pos] == wanted) & ~run["dead"][pos]])
+            run["dead"][pos] = True
+            self.live -= len(pos)
 
 
 @dataclass
@@ -329,6 +371,11 @@ class CommitIndex:
                     ti.snapshot = now
         except Exception:  # noqa: BLE001 — an index in doubt is rebuilt, never trusted
             self.forget()
+
+    def compact(self) -> int:
+        """The index merges a commit leaves undone (``SortedRuns.compact``), for the maintenance job and the fold
+        to run between commits; returns the entries copied."""
+        return sum(ti.ids.compact() + ti.rows.compact() for ti in self.tables.values())
 
     def forget(self) -> None:
         self.tables.clear()

@@ -19,7 +19,9 @@ functions (ducklake extension 1.4.4.20260205; signatures read from ``duckdb_func
 * ``ducklake_cleanup_old_files`` / ``ducklake_delete_orphaned_files(catalog, older_than => …)`` —
   delete the files merged away or only expired snapshots used, and files no snapshot knows
   (aborted writes), once they are older than a grace period: a read that started before the
-  merge may still be scanning them.
+  merge may still be scanning them;
+* last, this writer's in-memory commit index (``warehouse.commit_index``) does the merges its commits left
+  for between commits, so that a commit's own work stays flat as the tables grow.
 """
 
 from __future__ import annotations
@@ -160,6 +162,8 @@ def maintain(wh: Warehouse, policy: MaintenancePolicy | None = None) -> Maintena
         with phase("stats after"):
             old_pins = sorted(pinned & set(_snapshots_before(con, cutoff)))
             after = file_stats(con, wh.config.data_path, local=local)
+        with phase("compact commit index"):  # this writer's in-memory index: the merges its commits left
+            wh.writer.index.compact()
     wh.readers.forget_snapshots()  # a connection pinned to an expired snapshot cannot read any more
     return MaintenanceReport(before, after, expired, old_pins, deleted, seconds, folded)
 
@@ -178,6 +182,7 @@ def fold(wh: Warehouse) -> dict[str, int]:
         folded = with_retries(lambda: _fold_superseded(con))
         if folded:
             wh.writer.index.folded(con, before)
+        wh.writer.index.compact()  # between commits, as the maintenance job does
     return folded
 
 

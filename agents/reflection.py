@@ -15,7 +15,9 @@ One round, for a batch of chains (one chain = one writing prompt and its current
    overwritten: every round is its own event.
    ``Settings.accept_by`` can ask for more: ``overall`` — the judge's P(是) for the draft and the
    revision with *all* the criteria in one prompt (``agents.judging``: the question the trained judge
-   learned and GRPO's judge reward asks) — must rise instead, or ``both``. Measured on a GPU, the
+   learned and GRPO's judge reward asks) — must rise instead, or ``both``; or ``reward`` — a reward model's
+   score (the one GRPO (RM) trains with, never the evaluator that scores the rounds), with its length trend
+   within the chain's draft and revisions taken out, so that a revision cannot win by being longer. Measured on a GPU, the
    per-criterion total alone let through revisions an independent evaluator scores far lower
    (bench/RESULTS.md, "Reflection rounds with drafts at the revisions' budget"). One revision a round
    from the 135M writer is worse than its draft on average and the rounds do not lift the text (same
@@ -41,6 +43,7 @@ from agents.scenarios import scenario_name
 from agents.text_checks import content_problem
 from resources.llm.types import ChatRequest, Sampling, request_seed
 from training.metrics import repeated_share
+from training.rewards import within_group_slope
 from warehouse.ids import content_id
 
 AGENT_VERSION = "reflect-v1"
@@ -54,7 +57,7 @@ class Settings:
     memory_k: int = 2  # lessons retrieved per chain and round (0 = no memory)
     stop_at: float = 0.9  # every criterion at least this P(是): nothing left to fix
     revision_temperature: float = 0.7
-    accept_by: Literal["criteria", "overall", "both"] = "criteria"
+    accept_by: Literal["criteria", "overall", "both", "reward"] = "criteria"
     revisions: int = 1  # revisions sampled per chain and round; the best by the acceptance score is the round's
 
     def critique_sampling(self) -> Sampling:
@@ -137,6 +140,9 @@ class Round:
     draft_overall: float | None = None  # the judge's P(是) with every criterion in one prompt (accept_by != criteria)
     revision_overall: float | None = None
     revisions_sampled: int = 1  # the revision is the best of this many by the acceptance score
+    # accept_by = reward: the reward model's score less its within-round length trend (``length_neutral_rewards``)
+    draft_reward: float | None = None
+    revision_reward: float | None = None
 
     @property
     def gain(self) -> float | None:
@@ -151,18 +157,28 @@ class Round:
         return self.revision_overall - self.draft_overall
 
     @property
+    def reward_gain(self) -> float | None:
+        if self.revision_reward is None or self.draft_reward is None:
+            return None
+        return self.revision_reward - self.draft_reward
+
+    @property
     def accepted(self) -> bool:
+        if self.accept_by == "reward":
+            return (self.reward_gain or 0.0) > 0
         by_criteria, by_overall = (self.gain or 0.0) > 0, (self.overall_gain or 0.0) > 0
         return {"criteria": by_criteria, "overall": by_overall, "both": by_criteria and by_overall}[self.accept_by]
 
 
 def chain_id(scenario: str, prompt: str, first_draft: str, models: tuple[str, str, str], criteria_version: str,
-             settings: Settings) -> str:
-    """``models``: (writer, critic, judge)."""
+             settings: Settings, reward_model: str | None = None) -> str:
+    """``models``: (writer, critic, judge); ``reward_model``: what accepts revisions when ``accept_by = reward``."""
     named = dict(settings.__dict__)
     for name, before in (("accept_by", "criteria"), ("revisions", 1)):  # what chains had before the field
         if named.get(name) == before:  # existed: earlier chains keep their ids
             del named[name]
+    if reward_model is not None:
+        named["reward_model"] = reward_model
     return content_id("reflection-chain", AGENT_VERSION, scenario, prompt, first_draft, *models, criteria_version,
                       named)
 
@@ -251,18 +267,38 @@ def critique_problem(text: str, draft: str = "", copied: int = 10) -> str | None
     return None
 
 
-def _rank(cand: tuple[str, crit.CriteriaScore, float | None], accept_by: str) -> tuple[float, ...]:
+RewardFn = Callable[[Sequence[str], Sequence[str]], list[float]]  # (prompts, responses) -> scores
+
+
+def length_neutral_rewards(raw: Sequence[float], lengths: Sequence[int], groups: Sequence[int]) -> list[float]:
+    """``raw`` less its pooled within-group least-squares trend on length (a group: one chain's draft and its
+    revisions), so a longer revision is not preferred for its length alone — the reward models learnt the
+    paper's length bias (DESIGN.md); GRPO's rewards are shaped the same way (``training.rewards.LengthNeutral``)."""
+    by: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        by.setdefault(g, []).append(i)
+    slope = within_group_slope(list(raw), list(lengths), {str(g): idx for g, idx in by.items()})
+    mean = {g: sum(lengths[i] for i in idx) / len(idx) for g, idx in by.items()}
+    return [r - slope * (n - mean[g]) for r, n, g in zip(raw, lengths, groups, strict=True)]
+
+
+def _rank(cand: tuple[str, crit.CriteriaScore, float | None, float | None], accept_by: str) -> tuple[float, ...]:
     """How a chain's revisions of one round are ordered: by what their acceptance asks to rise."""
-    _, score, over = cand
+    _, score, over, reward = cand
     total = score.total if score.total is not None else float("-inf")
     over = over if over is not None else float("-inf")
+    if accept_by == "reward":
+        return (reward if reward is not None else float("-inf"), total)
     return (total,) if accept_by == "criteria" else (over, total)
 
 
 def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence[Chain], criteria: dict[str, list[crit.Criterion]],
-              memory: MemoryIndex, settings: Settings) -> list[Round]:
+              memory: MemoryIndex, settings: Settings, reward: RewardFn | None = None) -> list[Round]:
     """One round for every open chain (batched: one scoring call, one critique call, one revision call,
-    one scoring call); updates each chain's draft and state in place, returns the round events."""
+    one scoring call); updates each chain's draft and state in place, returns the round events. ``reward``
+    is required with ``accept_by = reward``."""
+    if settings.accept_by == "reward" and reward is None:
+        raise ValueError("accept_by='reward' needs a reward function (a trained reward model)")
     live = [c for c in chains if not c.done]
     if not live:
         return []
@@ -312,19 +348,25 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
         overall: dict[tuple[int, str], float | None] = {}
         # drafts and revisions of this round in one scoring call; the question is the greeting judge's
         # (agents.judging: the trained judge learned greetings), asked with the scenario's criteria as its principles
-        if settings.accept_by != "criteria":
+        if settings.accept_by in ("overall", "both"):
             items = [(i, None, group[i].draft) for i in todo] + [(i, t, t) for i, t in samples]
             res = judging.score(judge, [(group[i].prompt, t) for i, _, t in items], [c.description for c in cs],
                                 tag=f"reflect-overall-{scenario}")
             overall = {(i, kind): judging.probability(r) for (i, kind, _), r in zip(items, res, strict=True)}
-        best: dict[int, tuple[str, crit.CriteriaScore, float | None]] = {}  # chain position -> its best revision
+        rewards: dict[tuple[int, str | None], float] = {}
+        if settings.accept_by == "reward" and reward is not None:
+            items = [(i, None, group[i].draft) for i in todo] + [(i, t, t) for i, t in samples]
+            raw = reward([group[i].prompt for i, _, _ in items], [t for _, _, t in items])
+            adjusted = length_neutral_rewards(raw, [len(t) for _, _, t in items], [i for i, _, _ in items])
+            rewards = {(i, kind): v for (i, kind, _), v in zip(items, adjusted, strict=True)}
+        best: dict[int, tuple[str, crit.CriteriaScore, float | None, float | None]] = {}  # chain -> its best revision
         for (i, t), score in zip(samples, totals, strict=True):
-            cand = (t, score, overall.get((i, t)))
+            cand = (t, score, overall.get((i, t)), rewards.get((i, t)))
             if i not in best or _rank(cand, settings.accept_by) > _rank(best[i], settings.accept_by):
                 best[i] = cand
         for j, i in enumerate(todo):
             c = group[i]
-            text, score, over = best.get(i, (None, None, None))
+            text, score, over, rew = best.get(i, (None, None, None, None))
             status, error = ("ok", None) if text else failed[i]
             rd = Round(chain_id=c.chain_id, scenario=scenario, round=c.next_round, prompt=c.prompt, draft=c.draft,
                        draft_score=drafts[i], critique=critiques[i][0], critique_source=critiques[i][1],
@@ -332,7 +374,8 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
                        revision=text, revision_status=status, revision_error=error, revision_score=score,
                        lessons=lessons[i], llm_call_ids=[crit_res[j].request_key]
                        + [r.request_key for r in rev_res[j * n:(j + 1) * n]], accept_by=settings.accept_by,
-                       draft_overall=overall.get((i, None)), revision_overall=over, revisions_sampled=n)
+                       draft_overall=overall.get((i, None)), revision_overall=over, revisions_sampled=n,
+                       draft_reward=rewards.get((i, None)), revision_reward=rew)
             rounds.append(rd)
             c.advance(rd.round, rd.revision, rd.accepted)
     return rounds
@@ -340,7 +383,7 @@ def run_round(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence
 
 def reflect(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence[Chain], criteria: dict[str, list[crit.Criterion]],
             memory: MemoryIndex, settings: Settings, rounds: int,
-            on_round: Callable[[int, list[Round]], None] | None = None) -> list[Round]:
+            on_round: Callable[[int, list[Round]], None] | None = None, reward: RewardFn | None = None) -> list[Round]:
     """Up to ``rounds`` rounds per chain (chains resumed at ``next_round``); ``on_round`` persists each
     round's events (and refreshes the memory) before the next starts."""
     out: list[Round] = []
@@ -350,7 +393,8 @@ def reflect(writer: Runtime, critic: Runtime, judge: Runtime, chains: Sequence[C
                 c.done, c.stop_reason = True, "rounds used"
         if all(c.done for c in chains):
             break
-        events = run_round(writer, critic, judge, [c for c in chains if c.next_round <= rounds], criteria, memory, settings)
+        events = run_round(writer, critic, judge, [c for c in chains if c.next_round <= rounds], criteria, memory, settings,
+                           reward)
         out += events
         if on_round is not None:
             on_round(r, events)

@@ -42,9 +42,10 @@ class ReflectionsConfig(dg.Config):
     revision_tokens: int = Field(default=128, description="revision budget in tokens")
     revision_temperature: float = Field(default=0.7, description="revisions are sampled (seeded by the round)")
     stop_at: float = Field(default=0.9, description="a chain stops when every criterion has P(是) at least this")
-    accept_by: Literal["criteria", "overall", "both"] = Field(
+    accept_by: Literal["criteria", "overall", "both", "reward"] = Field(
         default="criteria", description="a revision replaces its draft when this rises: the criteria total, the "
-        "judge's P(是) with all criteria in one prompt (overall), or both (agents/reflection.py)")
+        "judge's P(是) with all criteria in one prompt (overall), both, or the newest reward model's score less its "
+        "within-chain length trend (reward; never the evaluator) (agents/reflection.py)")
     revisions: int = Field(default=1, ge=1, le=16, description="revisions the policy samples per chain and round; the "
                            "best by the acceptance score is the round's (agents/reflection.py)")
     use_judge_model: bool = Field(default=True, description="score with the newest trained judge (local backends)")
@@ -61,7 +62,8 @@ def heldout_prompts(warehouse: WarehouseResource, scenario: str, n: int, seed: i
     return prompts[:n] if n else prompts
 
 
-def _row(rd: rf.Round, criteria_version: str, models: tuple[str, str, str], memory_version: int | None) -> ReflectionRow:
+def _row(rd: rf.Round, criteria_version: str, models: tuple[str, str, str], memory_version: int | None,
+         reward_model: str | None = None) -> ReflectionRow:
     rs = rd.revision_score
     return ReflectionRow(
         chain_id=rd.chain_id, round=rd.round, scenario=rd.scenario, prompt=rd.prompt, draft=rd.draft,
@@ -75,7 +77,8 @@ def _row(rd: rf.Round, criteria_version: str, models: tuple[str, str, str], memo
         memory_version=memory_version if rd.lessons else None, criteria_version=criteria_version,
         writer_model=models[0], critic_model=models[1], judge_model=models[2], agent_version=rf.AGENT_VERSION, llm_call_ids=rd.llm_call_ids,
         accept_by=rd.accept_by, draft_overall=rd.draft_overall, revision_overall=rd.revision_overall,
-        revisions_sampled=rd.revisions_sampled)
+        revisions_sampled=rd.revisions_sampled, draft_reward=rd.draft_reward, revision_reward=rd.revision_reward,
+        reward_model=reward_model if rd.accept_by == "reward" else None)
 
 
 def round_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -106,7 +109,8 @@ def round_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
           "(or — when that answer is not usable Chinese — by the criteria's level-5 rubric, `critique_source = "
           "scores`), and revised by the policy (`revisions` samples, the best by the acceptance score kept as the "
           "round's revision); the revision replaces the draft only when its criteria total is "
-          "higher. Lessons (accepted revisions of other chains, nearest prompts in the LanceDB `reflection_memory`, "
+          "higher (`accept_by`: or the judge's overall P(是), both, or the newest reward model's length-neutral "
+          "score). Lessons (accepted revisions of other chains, nearest prompts in the LanceDB `reflection_memory`, "
           "rebuilt from these events after every round) go into the critique and revision prompts. One "
           "`reflections` row per chain and round, committed round by round (a re-run resumes); improvement per "
           "round is a SQL query.")
@@ -124,6 +128,13 @@ def reflections(context: dg.AssetExecutionContext, config: ReflectionsConfig, wa
                            memory_k=config.memory_k, stop_at=config.stop_at,
                            revision_temperature=config.revision_temperature, accept_by=config.accept_by,
                            revisions=config.revisions)
+    reward, reward_model = None, None
+    if config.accept_by == "reward":
+        if not (rm := latest_model(wh, "reward")):
+            raise dg.Failure("accept_by='reward' needs a registered reward model: materialize reward_model first")
+        from training.scoring import RewardScorer  # torch: loaded only when asked for
+
+        reward, reward_model = RewardScorer(rm["artifact_path"]).score, rm["model_id"]
     memory = LanceMemory(embedder.get(), vectors.get())
     criteria_by: dict[str, list[crit.Criterion]] = {}
     versions: dict[str, str] = {}
@@ -145,7 +156,7 @@ def reflections(context: dg.AssetExecutionContext, config: ReflectionsConfig, wa
         if problem := (d.error if not d.ok else content_problem(text)):
             unusable.append({"scenario": scenario, "prompt": prompt, "reason": problem})
             continue
-        cid = rf.chain_id(scenario, prompt, text, models, versions[scenario], settings)
+        cid = rf.chain_id(scenario, prompt, text, models, versions[scenario], settings, reward_model)
         chains.append(rf.Chain(chain_id=cid, scenario=scenario, prompt=prompt, draft=text))
     for u in unusable:
         context.log.warning(f"{u['scenario']}: no usable first draft for {u['prompt'][:30]!r}: {u['reason']}")
@@ -172,14 +183,15 @@ def reflections(context: dg.AssetExecutionContext, config: ReflectionsConfig, wa
     written: list[Any] = []
 
     def on_round(r: int, events: list[rf.Round]) -> None:
-        rows = [_row(e, versions[e.scenario], models, memory.version) for e in events]
+        rows = [_row(e, versions[e.scenario], models, memory.version, reward_model) for e in events]
         wh.append(rows, run_id=context.run_id, asset_key=context.asset_key.to_user_string())
         written.extend(rows)
         index_rows[:] = refresh_memory()
         context.log.info(f"round {r}: {len(rows)} chains reflected, {sum(x.accepted for x in rows)} revisions "
                          f"accepted; {sum(not c.done for c in chains)} chains go on")
 
-    rf.reflect(writer, critic, judge, chains, criteria_by, memory, settings, config.rounds, on_round=on_round)
+    rf.reflect(writer, critic, judge, chains, criteria_by, memory, settings, config.rounds, on_round=on_round,
+               reward=reward)
     ids = [c.chain_id for c in chains]
     rows = wh.sql("SELECT * FROM reflections_latest WHERE list_contains(?, chain_id) ORDER BY chain_id, round",
                   [ids]).to_dicts() if ids else []
@@ -189,7 +201,8 @@ def reflections(context: dg.AssetExecutionContext, config: ReflectionsConfig, wa
         "chains": len(chains), "unusable_first_drafts": len(unusable),
         "stop_reasons": dg.MetadataValue.json({c.chain_id[:12]: c.stop_reason for c in chains}),
         "memory_rows": memory.size, "writer_model": writer.model_id, "critic_model": critic.model_id,
-        "judge_model": judge.model_id, **writer.stats.as_metadata(),
+        "judge_model": judge.model_id, "accept_by": config.accept_by, "reward_model": reward_model or "",
+        **writer.stats.as_metadata(),
     }
     if summary:
         rounds = [s["round"] for s in summary]

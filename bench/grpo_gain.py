@@ -26,7 +26,9 @@ Stages (each skipped when its artifact is complete, so a long run spans several 
   ``--tag T`` gives a variant's GRPO stages their own artifacts (grpo_rm_T, ...), so variants coexist.
   reflect_eval  MRPO's inference mode on the held-out test prompts (the first --eval-prompts): drafts (greedy)
              by --reflect-writer (SFT), --reflect-rounds rounds of critique and revision by the same model
-             (--reflect-revisions sampled, the best kept), a revision kept only when the judge's criteria total rises; the independent evaluator scores the text after every round:
+             (--reflect-revisions sampled, the best kept), a revision kept only when the judge's criteria total rises
+             (--reflect-accept-by: or the judge's overall P(是), both, or the training RM's length-neutral score);
+             the independent evaluator scores the text after every round:
              gain over the draft and over the previous round ± SE, the part length explains, win rate; also
              every revision as written (kept or not), and how its gain by the acceptance test (criteria total,
              overall P(是)) agrees with its evaluator gain (r, sign). No memory (LanceDB is not on the GPU machine).
@@ -75,7 +77,7 @@ JUDGES_FROM_INIT = ("judge", "judge2")
 
 
 def missing_inputs(stages: list[str], work: Path, reflect_writer: str = "sft", judge_ensemble: bool = False,
-                   judge_init: str = "base") -> list[str]:
+                   judge_init: str = "base", reflect_accept_by: str = "criteria") -> list[str]:
     """``stage needs artifact`` for every input of ``stages`` that is neither in ``work`` nor among ``stages``
     (with ``judge_ensemble`` the judge-rewarded GRPO stages also read the second judge; with ``judge_init`` sft
     the training judges start from the SFT policy)."""
@@ -85,6 +87,7 @@ def missing_inputs(stages: list[str], work: Path, reflect_writer: str = "sft", j
     out = []
     for stage in stages:
         needs = NEEDS.get(stage, ()) + ((reflect_writer,) if stage == "reflect_eval" else ()) \
+            + (("rm",) if stage == "reflect_eval" and reflect_accept_by == "reward" else ()) \
             + (("judge2",) if judge_ensemble and stage in ("grpo_judge", "grpo_weighted") else ()) \
             + (("sft",) if judge_init == "sft" and stage in JUDGES_FROM_INIT else ())
         out += [f"{stage} needs {work / ('memory.jsonl' if n == 'memory' else n)}" for n in needs
@@ -146,7 +149,7 @@ def main() -> int:
     p.add_argument("--temperature", type=float, default=0.7,
                    help="rollout sampling temperature (0.7: the repetition penalty then sees the repeats greedy "
                         "decoding makes; bench/RESULTS.md, issue 11)")
-    p.add_argument("--seed", type=int, default=0, help="GRPO seed (rollout sampling, prompt order)")
+    p.add_argument("--seed", type=int, default=0, help="GRPO seed (rollout sampling, prompt order); reflect_eval: the revisions' sampling seeds")
     p.add_argument("--greedy-rollouts", type=int, default=0,
                    help="completions per group decoded greedily (GRPORunConfig.greedy_rollouts); 0 = all sampled")
     p.add_argument("--repetition-length-neutral", type=int, choices=(0, 1), default=1,
@@ -161,7 +164,7 @@ def main() -> int:
     p.add_argument("--memory-prompts", type=int, default=256, help="memory: GRPO training prompts reflected on")
     p.add_argument("--memory-rounds", type=int, default=2)
     p.add_argument("--reflect-rounds", type=int, default=3, help="reflect_eval: rounds per held-out prompt")
-    p.add_argument("--reflect-accept-by", choices=("criteria", "overall", "both"), default="criteria",
+    p.add_argument("--reflect-accept-by", choices=("criteria", "overall", "both", "reward"), default="criteria",
                    help="memory, reflect_eval: what must rise for a revision to be kept (agents.reflection.Settings)")
     p.add_argument("--reflect-revisions", type=int, default=1,
                    help="memory, reflect_eval: revisions sampled per chain and round, the best kept (Settings.revisions)")
@@ -184,7 +187,8 @@ def main() -> int:
     from training import grpo, judge, rm, sft
 
     work = Path(a.work)
-    if missing := missing_inputs(a.stages, work, a.reflect_writer, a.judge_ensemble, a.judge_init):
+    if missing := missing_inputs(a.stages, work, a.reflect_writer, a.judge_ensemble, a.judge_init,
+                                 a.reflect_accept_by):
         p.error("; ".join(missing) + " (add the stage that builds it to --stages, or run it first)")
     f = prepare(Path(a.data), work, a.judge_variant)
     r = Reporter()
@@ -235,7 +239,7 @@ def main() -> int:
 
 
 def _reflect(work: Path, prompts: list[str], rounds: int, accept_by: str = "criteria", revisions: int = 1,
-             writer_dir: str = "sft") -> tuple[list, list]:
+             writer_dir: str = "sft", seed: int = 0) -> tuple[list, list]:
     """Drafts (greedy) for ``prompts`` by ``writer_dir``, then ``rounds`` rounds of reflection (critic and writer: the
     same model; criteria: the initial S_D scored by the judge; no memory); returns (chains, round events)."""
     from agents import criteria as crit
@@ -249,15 +253,21 @@ def _reflect(work: Path, prompts: list[str], rounds: int, accept_by: str = "crit
     writer = LLMRuntime(LocalBackend(str(work / writer_dir), batch_size=64, progress=False))
     judge = LLMRuntime(LocalBackend(str(work / "judge"), batch_size=64, progress=False))
     settings = rf.Settings(accept_by=accept_by, revisions=revisions)
+    reward = None
+    if accept_by == "reward":  # the training reward model (half A), never the evaluator (half B)
+        from training.scoring import RewardScorer
+
+        reward = RewardScorer(str(work / "rm")).score
     # drafts get the revisions' budget: a cut-off draft is not a fair round 0
     draft = Sampling(temperature=0.0, max_new_tokens=settings.revision_tokens)
     drafts = writer.chat([ChatRequest(messages=policy.messages(p), sampling=draft) for p in prompts])
-    chains = [rf.Chain(chain_id=f"m{i}", scenario="greeting", prompt=p, draft=(d.text or "").strip())
+    # a revision's sampling seed derives from its chain id (resources.llm.types.request_seed): another seed, other ids
+    chains = [rf.Chain(chain_id=f"m{i}" if not seed else f"s{seed}m{i}", scenario="greeting", prompt=p, draft=(d.text or "").strip())
               for i, (p, d) in enumerate(zip(prompts, drafts, strict=True)) if (d.text or "").strip()]
     criteria = {"greeting": crit.principles_as_criteria("greeting", INITIAL_S_D)}
     # reflect() advances the chains it is given: copies, so the caller keeps the first drafts
     return chains, rf.reflect(writer, writer, judge, [dataclasses.replace(c) for c in chains], criteria, rf.NoMemory(),
-                              settings, rounds)
+                              settings, rounds, reward=reward)
 
 
 def reflect_memory(a, work: Path, f: dict[str, Path]) -> None:
@@ -294,7 +304,7 @@ def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
 
     prompts = [x["prompt"] for x in read_jsonl(f["test"], ("prompt",))][: a.eval_prompts]
     chains, rounds = _reflect(work, prompts, a.reflect_rounds, a.reflect_accept_by, a.reflect_revisions,
-                              a.reflect_writer)
+                              a.reflect_writer, a.seed)
     ids = [c.chain_id for c in chains]
     ps = [c.prompt for c in chains]
     texts = [{c.chain_id: c.draft for c in chains}]  # the text after round r (kept revisions replace it)
@@ -338,7 +348,8 @@ def reflect_evaluate(a, work: Path, f: dict[str, Path]) -> None:
                 # does the test that keeps a revision agree with the evaluator? (the proxy a best-of-N search exploits)
                 event = {e.chain_id: e for e in rounds if e.round == r}
                 ev_gain = [raw[j] - score[r - 1][k] for j, k in enumerate(done)]
-                for name, test in (("criteria", lambda e: e.gain), ("overall", lambda e: e.overall_gain)):
+                for name, test in (("criteria", lambda e: e.gain), ("overall", lambda e: e.overall_gain),
+                                   ("reward", lambda e: e.reward_gain)):
                     gains = [(test(event[ids[k]]), g) for k, g in zip(done, ev_gain, strict=True)]
                     pairs = [(t, g) for t, g in gains if t is not None]
                     if len(pairs) > 2:

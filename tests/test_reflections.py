@@ -188,3 +188,37 @@ def test_the_best_of_several_revisions_is_the_rounds_revision_and_every_sample_i
     assert all(len(r["llm_call_ids"]) == 1 + 3 for r in rows)  # the critique and all three revisions
     logged = set(wh.sql("SELECT request_key FROM llm_calls_latest")["request_key"])
     assert all(set(r["llm_call_ids"]) <= logged for r in rows)
+
+
+def _reward_round(reward, revisions=3):
+    from agents.principles import INITIAL_S_D
+    from resources.llm.runtime import LLMRuntime
+
+    rt = LLMRuntime(OneOfThreeRevisionsHelps())
+    chain = rf.Chain(chain_id="c0", scenario="greeting", prompt="给外婆的生日祝福", draft="祝外婆生日快乐。")
+    settings = rf.Settings(accept_by="reward", revisions=revisions)
+    criteria = {"greeting": crit.principles_as_criteria("greeting", INITIAL_S_D)}
+    [event] = rf.run_round(rt, rt, rt, [chain], criteria, rf.NoMemory(), settings, reward=reward)
+    return event, chain
+
+
+def test_acceptance_by_a_reward_model_keeps_the_sample_it_prefers_beyond_its_length():
+    # samples: 祝你万事如意，天天开心。(12) · 祝你身体健康，心想事成。(12) · 外婆的饭菜最香，<draft> (16); the draft 8.
+    # A reward paying 0.1 a character plus 0.3 for 心想事成: raw, the longest sample wins (1.6 against 1.5);
+    # with the length trend of the draft and its samples taken out, 心想事成 does and beats the draft by 0.3.
+    event, chain = _reward_round(lambda ps, rs: [0.1 * len(r) + (0.3 if "心想事成" in r else 0.0) for r in rs])
+    assert event.revision == "祝你身体健康，心想事成。" and event.accepted
+    assert event.reward_gain == pytest.approx(0.3) and chain.draft == event.revision
+    # a reward that pays for length alone never prefers a revision over its draft
+    event, chain = _reward_round(lambda ps, rs: [0.1 * len(r) for r in rs])
+    assert event.reward_gain == pytest.approx(0.0, abs=1e-9) and not event.accepted
+    assert chain.draft == "祝外婆生日快乐。"
+    with pytest.raises(ValueError, match="reward"):
+        _reward_round(None)
+
+
+def test_acceptance_by_a_reward_model_that_is_not_registered_fails_naming_it(zhufu_home, monkeypatch):
+    run, _ = scripted_runner(monkeypatch, ScriptedReflect(), ASSETS)
+    run(["scenario_samples", "seed_preference_pairs", "human_labels", "criteria"])
+    with pytest.raises(Exception, match="needs a registered reward model"):
+        run(["reflections"], {"reflections": {**_config(1)["reflections"], "accept_by": "reward"}})

@@ -228,6 +228,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(22, "<table>_superseded: a commit records the projection rows it replaces instead of deleting them (a "
               "DELETE by row id read every file of the projection); <table>_latest leaves them out, maintenance "
               "deletes them", _v22_superseded_rows),
+    Migration(23, "reflections: acceptance by a reward model (its length-neutral score of draft and revision, its id)",
+              _add_projected_columns(ReflectionRow, ("draft_reward", "revision_reward", "reward_model"))),
 )
 
 LEDGER_SQL = (

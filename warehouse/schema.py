@@ -480,11 +480,16 @@ class ReflectionRow(Event):
     llm_call_ids: list[str] = Field(default_factory=list)
     accept_by: str | None = Field(default="criteria", description="what had to rise for the revision to be accepted: "
                                   "criteria (the total) | overall (the judge's P(是) with all criteria in one prompt) "
-                                  "| both; NULL in rows from before migration 18 (criteria)")
+                                  "| both | reward (a reward model's length-neutral score); NULL in rows from before "
+                                  "migration 18 (criteria)")
     draft_overall: float | None = Field(default=None, description="the judge's P(是) for the draft, all criteria at once")
     revision_overall: float | None = None
     revisions_sampled: int | None = Field(default=None, description="revisions sampled this round; `revision` is the "
                                           "best by the acceptance score (NULL in rows from before migration 21: one)")
+    draft_reward: float | None = Field(default=None, description="accept_by = reward: the reward model's score of the "
+                                       "draft less the round's within-chain length trend (agents/reflection.py)")
+    revision_reward: float | None = None
+    reward_model: str | None = Field(default=None, description="accept_by = reward: the reward model's id")
 
 
 # ---------------------------------------------------------------- training and bookkeeping

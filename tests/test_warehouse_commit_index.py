@@ -57,28 +57,36 @@ def test_sorted_runs_find_add_delete_and_merge():
     assert sorted(zip(found["key"].tolist(), found["rowid"].tolist(), strict=True)) == [(6, 1006), (7, 1007)]
 
 
+def _random_commit(runs: SortedRuns, live: set[tuple[int, int]], rng, keys: int, batch: tuple[int, int],
+                   every: tuple[int, int], first_rowid: int) -> int:
+    """Add a batch of random keys with row ids from ``first_rowid``, delete every n-th live entry, and check lookups
+    of random probes against ``live`` (the plain set the runs must agree with); returns the next row id."""
+    new = rng.integers(0, keys, int(rng.integers(*batch)))
+    rowids = np.arange(first_rowid, first_rowid + len(new))
+    runs.add(new, rowid=rowids)
+    live |= set(zip(new.tolist(), rowids.tolist(), strict=True))
+    gone = sorted(live)[:: int(rng.integers(*every))]
+    runs.delete(np.array([k for k, _ in gone]), np.array([r for _, r in gone]))
+    live -= set(gone)
+    probe = rng.integers(-5, keys + 5, 80)
+    assert runs.contains(probe).tolist() == [int(k) in {k for k, _ in live} for k in probe]
+    found = runs.find(np.unique(probe))
+    assert set(zip(found["key"].tolist(), found["rowid"].tolist(), strict=True)) == {
+        e for e in live if e[0] in set(probe.tolist())}
+    assert len(runs) == len(live)
+    return first_rowid + len(new)
+
+
 def test_sorted_runs_stay_logarithmic_and_agree_with_a_plain_set_through_random_commits():
     rng = np.random.default_rng(7)
     runs = SortedRuns(payload=("rowid",))
     live: set[tuple[int, int]] = set()
-    next_rowid = 0
+    rowid = 0
     for _ in range(200):
-        keys = rng.integers(0, 300, int(rng.integers(1, 40)))  # few distinct keys: duplicates within and across runs
-        rowids = np.arange(next_rowid, next_rowid + len(keys))
-        next_rowid += len(keys)
-        runs.add(keys, rowid=rowids)
-        live |= set(zip(keys.tolist(), rowids.tolist(), strict=True))
-        gone = sorted(live)[:: int(rng.integers(3, 9))]
-        runs.delete(np.array([k for k, _ in gone]), np.array([r for _, r in gone]))
-        live -= set(gone)
-        probe = rng.integers(-5, 305, 50)
-        assert runs.contains(probe).tolist() == [int(k) in {k for k, _ in live} for k in probe]
-        found = runs.find(np.unique(probe))
-        assert set(zip(found["key"].tolist(), found["rowid"].tolist(), strict=True)) == {
-            e for e in live if e[0] in set(probe.tolist())}
+        # few distinct keys: duplicates within and across runs
+        rowid = _random_commit(runs, live, rng, keys=300, batch=(1, 40), every=(3, 9), first_rowid=rowid)
         sizes = [len(r["key"]) for r in runs.runs]
         assert all(older > 2 * younger for older, younger in zip(sizes, sizes[1:], strict=False))  # halving
-        assert len(runs) == len(live)
     assert _entries(runs) == live
 
 
@@ -86,29 +94,15 @@ def test_merges_a_commit_leaves_wait_for_compact_and_lookups_stay_exact_meanwhil
     rng = np.random.default_rng(11)
     runs = SortedRuns(payload=("rowid",), merge_limit=64)  # a commit merges runs up to 64 entries
     live: set[tuple[int, int]] = set()
-    next_rowid = 0
-    most_runs = 0
+    most_runs, rowid = 0, 0
     for step in range(300):
-        keys = rng.integers(0, 2_000, int(rng.integers(5, 30)))
-        rowids = np.arange(next_rowid, next_rowid + len(keys))
-        next_rowid += len(keys)
-        runs.add(keys, rowid=rowids)
-        live |= set(zip(keys.tolist(), rowids.tolist(), strict=True))
-        gone = sorted(live)[:: int(rng.integers(5, 20))]
-        runs.delete(np.array([k for k, _ in gone]), np.array([r for _, r in gone]))
-        live -= set(gone)
+        rowid = _random_commit(runs, live, rng, keys=2_000, batch=(5, 30), every=(5, 20), first_rowid=rowid)
         most_runs = max(most_runs, len(runs.runs))
-        probe = rng.integers(-5, 2_005, 80)
-        assert runs.contains(probe).tolist() == [int(k) in {k for k, _ in live} for k in probe]
-        found = runs.find(np.unique(probe))
-        assert set(zip(found["key"].tolist(), found["rowid"].tolist(), strict=True)) == {
-            e for e in live if e[0] in set(probe.tolist())}
         if step % 50 == 49:
             runs.compact()  # what maintenance does between commits
             sizes = [len(r["key"]) for r in runs.runs]
             assert all(older > 2 * younger for older, younger in zip(sizes, sizes[1:], strict=False))
             assert len(runs._bits) * 8 >= 16 * len(runs)
-        assert len(runs) == len(live)
     assert 4 < most_runs <= commit_index._MAX_RUNS  # merges were left undone, never more runs than the cap
     assert _entries(runs) == live
 

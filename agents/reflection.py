@@ -43,7 +43,7 @@ from agents.scenarios import scenario_name
 from agents.text_checks import content_problem
 from resources.llm.types import ChatRequest, Sampling, request_seed
 from training.metrics import repeated_share
-from training.rewards import within_group_slope
+from training.rewards import without_length_trend
 from warehouse.ids import content_id
 
 AGENT_VERSION = "reflect-v1"
@@ -274,12 +274,10 @@ def length_neutral_rewards(raw: Sequence[float], lengths: Sequence[int], groups:
     """``raw`` less its pooled within-group least-squares trend on length (a group: one chain's draft and its
     revisions), so a longer revision is not preferred for its length alone — the reward models learnt the
     paper's length bias (DESIGN.md); GRPO's rewards are shaped the same way (``training.rewards.LengthNeutral``)."""
-    by: dict[int, list[int]] = {}
+    by: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
-        by.setdefault(g, []).append(i)
-    slope = within_group_slope(list(raw), list(lengths), {str(g): idx for g, idx in by.items()})
-    mean = {g: sum(lengths[i] for i in idx) / len(idx) for g, idx in by.items()}
-    return [r - slope * (n - mean[g]) for r, n, g in zip(raw, lengths, groups, strict=True)]
+        by.setdefault(str(g), []).append(i)
+    return without_length_trend(list(raw), list(lengths), by)[0]
 
 
 def _rank(cand: tuple[str, crit.CriteriaScore, float | None, float | None], accept_by: str) -> tuple[float, ...]:

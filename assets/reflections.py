@@ -64,6 +64,7 @@ def heldout_prompts(warehouse: WarehouseResource, scenario: str, n: int, seed: i
 
 def _row(rd: rf.Round, criteria_version: str, models: tuple[str, str, str], memory_version: int | None,
          reward_model: str | None = None) -> ReflectionRow:
+    """``reward_model``: the model that accepted revisions (``accept_by = reward``), else None."""
     rs = rd.revision_score
     return ReflectionRow(
         chain_id=rd.chain_id, round=rd.round, scenario=rd.scenario, prompt=rd.prompt, draft=rd.draft,
@@ -78,7 +79,7 @@ def _row(rd: rf.Round, criteria_version: str, models: tuple[str, str, str], memo
         writer_model=models[0], critic_model=models[1], judge_model=models[2], agent_version=rf.AGENT_VERSION, llm_call_ids=rd.llm_call_ids,
         accept_by=rd.accept_by, draft_overall=rd.draft_overall, revision_overall=rd.revision_overall,
         revisions_sampled=rd.revisions_sampled, draft_reward=rd.draft_reward, revision_reward=rd.revision_reward,
-        reward_model=reward_model if rd.accept_by == "reward" else None)
+        reward_model=reward_model)
 
 
 def round_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

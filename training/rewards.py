@@ -170,6 +170,14 @@ def within_group_slope(values: list[float], lengths: list[int], groups: dict[str
     return sxy / sxx if sxx > 0 else 0.0
 
 
+def without_length_trend(values: list[float], lengths: list[int],
+                         groups: dict[str, list[int]]) -> tuple[list[float], float]:
+    """``values − slope · (length − group mean length)`` with the pooled within-group slope; and the slope."""
+    slope = within_group_slope(values, lengths, groups)
+    means = {i: sum(lengths[j] for j in idx) / len(idx) for idx in groups.values() for i in idx}
+    return [v - slope * (n - means[i]) for i, (v, n) in enumerate(zip(values, lengths, strict=True))], slope
+
+
 def within_group_std(values: list[float], groups: dict[str, list[int]]) -> float:
     n = sum(len(idx) for idx in groups.values())
     ss = sum((values[i] - sum(values[j] for j in idx) / len(idx)) ** 2 for idx in groups.values() for i in idx)
@@ -201,9 +209,7 @@ class LengthNeutral:
         lengths = [len(message_text(c)) for c in completions]
         out = list(raw)
         if self.length:
-            self.last_slope = within_group_slope(raw, lengths, groups)
-            means = {i: sum(lengths[j] for j in idx) / len(idx) for idx in groups.values() for i in idx}
-            out = [r - self.last_slope * (n - means[i]) for i, (r, n) in enumerate(zip(raw, lengths, strict=True))]
+            out, self.last_slope = without_length_trend(raw, lengths, groups)
         if self.scale:
             if self.unit is None and any(len(idx) > 1 for idx in groups.values()):
                 sd = within_group_std(raw, groups)
